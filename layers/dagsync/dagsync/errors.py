@@ -1,0 +1,45 @@
+"""Error types shared by the clients and the engine.
+
+Every message is written for an operator and never carries a secret value.
+"""
+
+
+class DagSyncError(Exception):
+    """Base class for every error the tool raises on purpose."""
+
+
+class ConfigError(DagSyncError):
+    """A configuration variable is missing or invalid."""
+
+
+class EventError(DagSyncError):
+    """The invocation event is not one the handler accepts."""
+
+
+class SecretError(DagSyncError):
+    """A secret is missing, unreadable or lacks a required field."""
+
+
+class PceError(DagSyncError):
+    """The PCE inventory could not be read completely."""
+
+
+class PanosError(DagSyncError):
+    """A PAN-OS request failed as a whole (transport, HTTP or top-level XML error)."""
+
+    def __init__(self, message: str, *, code: str | None = None, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retryable = retryable
+
+
+class PanosAuthError(PanosError):
+    """The device refused the API key or the credentials (HTTP 403 or code 403)."""
+
+
+class SnapshotError(DagSyncError):
+    """The snapshot table could not be read or written."""
+
+
+class SnapshotConflict(SnapshotError):
+    """Another run changed the snapshot (or holds its lease) since this run read it."""

@@ -1,0 +1,36 @@
+"""Plain data shared across layers: workloads, pairs and tag maps."""
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+# One IP and the set of our tags on it. The whole tool reasons per IP because PAN-OS
+# registers, unregisters and reports per-entry results per IP.
+TagMap = Mapping[str, frozenset[str]]
+Pair = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """The projection of a PCE workload that the mapping needs, labels already resolved."""
+
+    href: str
+    labels: tuple[tuple[str, str], ...]  # (key, value)
+    addresses: tuple[str, ...]  # interfaces[].address as given, loopback interfaces removed
+
+
+def count_pairs(tag_map: TagMap) -> int:
+    return sum(len(tags) for tags in tag_map.values())
+
+
+def iter_pairs(tag_map: TagMap) -> Iterator[Pair]:
+    """Pairs in a stable order (by IP, then tag), for plans, audit lines and tests."""
+    for ip in sorted(tag_map):
+        for tag in sorted(tag_map[ip]):
+            yield ip, tag
+
+
+def tag_map_from_pairs(pairs: Iterable[Pair]) -> dict[str, frozenset[str]]:
+    grouped: dict[str, set[str]] = {}
+    for ip, tag in pairs:
+        grouped.setdefault(ip, set()).add(tag)
+    return {ip: frozenset(tags) for ip, tags in grouped.items()}
