@@ -3,6 +3,7 @@
 import contextlib
 import socket
 import ssl
+import struct
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: "_Server"
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         """Quiet: tests assert on the emulators' own request logs."""
 
     def _dispatch(self) -> None:
@@ -72,7 +73,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _reset(self) -> None:
         """Close the socket abruptly (RST), as a dropped connection looks to the client."""
         with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            linger_zero = struct.pack("ii", 1, 0)
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger_zero)
         self.close_connection = True
         with contextlib.suppress(OSError):
             self.connection.close()
@@ -125,4 +127,3 @@ def serving(app: App, **kwargs: object) -> Iterator[LoopbackServer]:
     server = LoopbackServer(app, **kwargs)  # type: ignore[arg-type]
     with server:
         yield server
-

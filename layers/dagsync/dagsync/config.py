@@ -122,7 +122,9 @@ class _Reader:
             raise ConfigError(f"{name} has an invalid port: {value!r}") from exc
         return value
 
-    def integer(self, name: str, *, default: int | None = None, minimum: int, maximum: int | None = None) -> int:
+    def integer(
+        self, name: str, *, default: int | None = None, minimum: int, maximum: int | None = None
+    ) -> int:
         raw = self._raw(name)
         if not raw:
             if default is None:

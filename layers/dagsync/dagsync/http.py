@@ -6,6 +6,7 @@ import random
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import requests
@@ -27,7 +28,7 @@ class RetryPolicy:
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_delay)
         ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
-        return ceiling * (0.5 + 0.5 * self.jitter())
+        return float(ceiling * (0.5 + 0.5 * self.jitter()))
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -40,8 +41,6 @@ def parse_retry_after(value: str | None) -> float | None:
     except ValueError:
         pass
     try:
-        from datetime import UTC, datetime
-
         return max((parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds(), 0.0)
     except (TypeError, ValueError):
         return None

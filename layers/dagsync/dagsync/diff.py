@@ -1,0 +1,78 @@
+"""SPEC §4 steps 2 and 3: what to register and unregister, and the removal guard. Pure functions."""
+
+from dataclasses import dataclass
+
+from dagsync.models import TagMap, count_pairs, iter_pairs
+
+GUARD_MINIMUM_PREVIOUS = 20
+
+
+@dataclass(frozen=True)
+class Plan:
+    register: dict[str, frozenset[str]]
+    unregister: dict[str, frozenset[str]]
+
+    @property
+    def register_count(self) -> int:
+        return count_pairs(self.register)
+
+    @property
+    def unregister_count(self) -> int:
+        return count_pairs(self.unregister)
+
+    @property
+    def empty(self) -> bool:
+        return not self.register and not self.unregister
+
+    def as_lists(self) -> dict[str, list[list[str]]]:
+        """The dry-run plan of SPEC §6: sorted `[ip, tag]` lists."""
+        return {
+            "register": [[ip, tag] for ip, tag in iter_pairs(self.register)],
+            "unregister": [[ip, tag] for ip, tag in iter_pairs(self.unregister)],
+        }
+
+
+def subtract(left: TagMap, right: TagMap) -> dict[str, frozenset[str]]:
+    """Pairs in `left` and not in `right`, per IP."""
+    result: dict[str, frozenset[str]] = {}
+    for ip, tags in left.items():
+        missing = tags - right.get(ip, frozenset())
+        if missing:
+            result[ip] = missing
+    return result
+
+
+def union(left: TagMap, right: TagMap) -> dict[str, frozenset[str]]:
+    result = dict(left)
+    for ip, tags in right.items():
+        result[ip] = result.get(ip, frozenset()) | tags
+    return result
+
+
+def with_prefix(tag_map: TagMap, prefix: str) -> dict[str, frozenset[str]]:
+    """Only the tags this tool owns: the ownership boundary of SPEC §4.7."""
+    result: dict[str, frozenset[str]] = {}
+    for ip, tags in tag_map.items():
+        ours = frozenset(tag for tag in tags if tag.startswith(prefix))
+        if ours:
+            result[ip] = ours
+    return result
+
+
+def plan_changes(desired: TagMap, confirmed: TagMap, uncertain: TagMap) -> Plan:
+    """Register what is desired and not confirmed; unregister what may be on the device and is not desired.
+
+    Uncertain pairs (a push whose outcome is unknown) are retried in whichever direction
+    the desired state asks for, so a lost response never leaves a stale or missing pair.
+    """
+    return Plan(
+        register=subtract(desired, confirmed),
+        unregister=subtract(union(confirmed, uncertain), desired),
+    )
+
+
+def removal_blocked(plan: Plan, previous_pairs: int, max_removal_ratio: float) -> bool:
+    """The guard of SPEC §4.3: too many removals against a large enough previous state."""
+    if previous_pairs < GUARD_MINIMUM_PREVIOUS:
+        return False
+    return plan.unregister_count > max_removal_ratio * previous_pairs

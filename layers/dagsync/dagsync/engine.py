@@ -1,0 +1,265 @@
+"""SPEC §4: the sync engine. The only place that decides order and safety.
+
+Per target: read the snapshot (or, when drift is suspected, the device), plan, guard, push
+registrations before unregistrations in batches, and commit what the device confirmed.
+"""
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from aws_lambda_powertools import Logger
+
+from dagsync.config import Settings, Target
+from dagsync.diff import Plan, plan_changes, removal_blocked, subtract, union, with_prefix
+from dagsync.errors import DagSyncError, PanosError, PceError, SnapshotConflict
+from dagsync.events import SyncRequest
+from dagsync.mapping import MappingResult, map_workloads
+from dagsync.models import TagMap, Workload, count_pairs
+from dagsync.panos_xml import chunk_entries
+from dagsync.result import RunResult, TargetResult
+from dagsync.snapshot import Lease, Snapshot
+
+logger = Logger(service="dagsync", child=True)
+
+# The drift canary (SPEC §4.8): a non-persistent registration of a documentation address
+# (RFC 5737 TEST-NET-1, never routed) that a reboot or a table clear removes. The mapping
+# never tags this address, so it cannot collide with a workload.
+CANARY_IP = "192.0.2.1"
+CANARY_TAG_SUFFIX = "canary"
+
+
+class Inventory(Protocol):
+    def fetch_workloads(self) -> list[Workload]: ...
+
+
+class RegisteredIp(Protocol):
+    @property
+    def tags(self) -> frozenset[str]: ...
+
+
+class UidOutcome(Protocol):
+    @property
+    def failed(self) -> Mapping[str, str]: ...
+
+
+class Device(Protocol):
+    api_calls: int
+
+    def register(self, entries: TagMap, *, persistent: bool = True) -> UidOutcome: ...
+
+    def unregister(self, entries: TagMap) -> UidOutcome: ...
+
+    def registered_ips(self, *, ip: str | None = None, tag: str | None = None) -> Mapping[str, RegisteredIp]: ...
+
+
+class Store(Protocol):
+    def load(self, target: str) -> Snapshot: ...
+
+    def acquire(self, snapshot: Snapshot, run_id: str, lease_seconds: float) -> Lease: ...
+
+    def commit(self, lease: Lease, confirmed: TagMap, uncertain: TagMap) -> int: ...
+
+    def release(self, lease: Lease) -> None: ...
+
+
+@dataclass
+class _Push:
+    """What one direction of a push achieved."""
+
+    done: dict[str, frozenset[str]] = field(default_factory=dict)
+    failed: dict[str, frozenset[str]] = field(default_factory=dict)
+    error: PanosError | None = None
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        inventory: Inventory,
+        store: Store,
+        device_for: Callable[[Target], Device],
+        run_id: str,
+        lease_seconds: float = 900.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._inventory = inventory
+        self._store = store
+        self._device_for = device_for
+        self._run_id = run_id
+        self._lease_seconds = lease_seconds
+        self._clock = clock
+
+    @property
+    def canary_tag(self) -> str:
+        return self._settings.tag_prefix + CANARY_TAG_SUFFIX
+
+    def run(self, request: SyncRequest) -> RunResult:
+        started = self._clock()
+        dry_run = request.dry_run or self._settings.dry_run
+        result = RunResult(mode=request.mode, dry_run=dry_run)
+        try:
+            mapping = self._desired()
+        except PceError as exc:
+            logger.error("PCE inventory incomplete; no target was touched", extra={"error": str(exc)})
+            result.error = str(exc)
+        else:
+            result.workloads, result.pairs, result.warnings = mapping.workloads, mapping.pairs, mapping.warnings
+            for warning in mapping.warnings:
+                logger.warning(warning)
+            for target in self._settings.targets:
+                result.targets.append(self._sync_target(target, mapping.desired, request, dry_run))
+        result.duration_ms = int((self._clock() - started) * 1000)
+        return result
+
+    def _desired(self) -> MappingResult:
+        workloads = self._inventory.fetch_workloads()
+        return map_workloads(
+            workloads,
+            prefix=self._settings.tag_prefix,
+            label_keys=self._settings.label_keys,
+            include_ipv6=self._settings.include_ipv6,
+            reserved_ips=frozenset({CANARY_IP}),
+        )
+
+    def _sync_target(self, target: Target, desired: TagMap, request: SyncRequest, dry_run: bool) -> TargetResult:
+        result = TargetResult(target=target.name)
+        device: Device | None = None
+        try:
+            device = self._device_for(target)
+            self._sync(target, device, desired, request, dry_run, result)
+        except SnapshotConflict as exc:
+            result.status, result.error = "conflict", str(exc)
+            logger.warning("another run holds this target; nothing committed", extra={"target": target.name})
+        except DagSyncError as exc:
+            result.status, result.error = "failed", str(exc)
+            logger.error("target failed", extra={"target": target.name, "error": str(exc)})
+        except Exception as exc:
+            result.status, result.error = "failed", f"unexpected {type(exc).__name__}: {exc}"
+            logger.exception("target failed unexpectedly", extra={"target": target.name})
+        if device is not None:
+            result.api_calls = device.api_calls
+        return result
+
+    def _sync(
+        self,
+        target: Target,
+        device: Device,
+        desired: TagMap,
+        request: SyncRequest,
+        dry_run: bool,
+        result: TargetResult,
+    ) -> None:
+        snapshot = self._store.load(target.name)
+        # A snapshot written under another TAG_PREFIX holds tags we no longer own: leave them be.
+        confirmed: TagMap = with_prefix(snapshot.confirmed, self._settings.tag_prefix)
+        uncertain: TagMap = with_prefix(snapshot.uncertain, self._settings.tag_prefix)
+        drift_reason = self._drift_reason(request, snapshot, device)
+        if drift_reason is not None:
+            on_device = self._our_pairs_on(device)
+            drift = count_pairs(subtract(on_device, confirmed)) + count_pairs(
+                subtract(confirmed, on_device)
+            )
+            logger.warning(
+                "reconciling against the device",
+                extra={"target": target.name, "reason": drift_reason, "drifted_pairs": drift},
+            )
+            result.reconciled, result.drift_repaired = True, drift
+            confirmed, uncertain = on_device, {}
+        plan = plan_changes(desired, confirmed, uncertain)
+        previous_pairs = count_pairs(confirmed) + count_pairs(uncertain)
+        if removal_blocked(plan, previous_pairs, self._settings.max_removal_ratio) and not request.force:
+            result.status = "blocked"
+            result.error = (
+                f"removal guard: {plan.unregister_count} of {previous_pairs} pairs would be unregistered, "
+                f"more than MAX_REMOVAL_RATIO={self._settings.max_removal_ratio}; "
+                'nothing was sent. Check the PCE, then run with {"force": true} if this is intended'
+            )
+            result.drift_repaired = 0
+            logger.error("removal guard blocked the target", extra={"target": target.name, "error": result.error})
+            if dry_run:
+                result.plan = plan.as_lists()
+            return
+        if dry_run:
+            result.plan = plan.as_lists()
+            result.registered, result.unregistered = plan.register_count, plan.unregister_count
+            return
+        needs_canary = snapshot.generation == 0 or drift_reason is not None
+        if plan.empty and not needs_canary:
+            return
+        lease = self._store.acquire(snapshot, self._run_id, self._lease_seconds)
+        committed = False
+        try:
+            committed = self._push_and_commit(target, device, lease, plan, confirmed, uncertain, needs_canary, result)
+        finally:
+            if not committed:
+                self._store.release(lease)
+
+    def _drift_reason(self, request: SyncRequest, snapshot: Snapshot, device: Device) -> str | None:
+        if request.mode == "reconcile":
+            return "reconcile requested"
+        if snapshot.generation > 0 and not device.registered_ips(ip=CANARY_IP):
+            return "canary missing: the device lost registrations (reboot, failover or clear)"
+        return None
+
+    def _our_pairs_on(self, device: Device) -> dict[str, frozenset[str]]:
+        """Our prefix's pairs as the device holds them; tags of other tools are left out."""
+        table = {ip: entry.tags for ip, entry in device.registered_ips().items() if ip != CANARY_IP}
+        return with_prefix(table, self._settings.tag_prefix)
+
+    def _push_and_commit(
+        self,
+        target: Target,
+        device: Device,
+        lease: Lease,
+        plan: Plan,
+        confirmed: TagMap,
+        uncertain: TagMap,
+        needs_canary: bool,
+        result: TargetResult,
+    ) -> bool:
+        registered = self._push(target, device, "register", plan.register)
+        unregistered = _Push()
+        if registered.error is None:
+            unregistered = self._push(target, device, "unregister", plan.unregister)
+        error = registered.error or unregistered.error
+        if needs_canary and error is None:
+            device.register({CANARY_IP: frozenset({self.canary_tag})}, persistent=False)
+        settled = union(registered.done, unregistered.done)
+        unsettled = union(registered.failed, unregistered.failed)
+        new_confirmed = union(subtract(subtract(confirmed, unregistered.done), unsettled), registered.done)
+        new_uncertain = union(subtract(uncertain, settled), unsettled)
+        self._store.commit(lease, new_confirmed, new_uncertain)
+        result.registered = count_pairs(registered.done)
+        result.unregistered = count_pairs(unregistered.done)
+        if error is not None:
+            result.status, result.error = "failed", str(error)
+        elif unsettled:
+            result.status = "partial"
+            result.error = f"{count_pairs(unsettled)} pairs were refused by the device; the next run retries them"
+        return True
+
+    def _push(self, target: Target, device: Device, verb: str, entries: TagMap) -> _Push:
+        push = _Push()
+        send = device.register if verb == "register" else device.unregister
+        for batch in chunk_entries(entries, self._settings.batch_size):
+            try:
+                outcome = send(batch)
+            except PanosError as exc:
+                push.failed.update(batch)
+                push.error = exc
+                logger.error(f"{verb} batch failed; stopping this target", extra={"target": target.name})
+                return push
+            for ip, tags in batch.items():
+                if ip in outcome.failed:
+                    push.failed[ip] = tags
+                    logger.error(
+                        f"{verb} refused", extra={"target": target.name, "ip": ip, "message": outcome.failed[ip]}
+                    )
+                else:
+                    push.done[ip] = tags
+                    logger.info("audit", extra={"action": verb, "target": target.name, "ip": ip, "tags": sorted(tags)})
+        return push
