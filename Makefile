@@ -37,8 +37,15 @@ integration: $(STAMP)
 
 infra-check: $(STAMP) $(SAM_STAMP)
 	$(BIN)/cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml
-	$(SAM_VENV)/bin/sam validate --lint --template template.yaml
-	$(SAM_VENV)/bin/sam build --template template.yaml --build-dir .aws-sam/build
+	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint --template template.yaml
+	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --template template.yaml --build-dir .aws-sam/build
+	$(BIN)/python -m tests.infra.translate --output .aws-sam/translated.json
+	cmp -s requirements-checkov.txt .venv-checkov/requirements-checkov.txt || { \
+	  { test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov; } && \
+	  .venv-checkov/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt && \
+	  cp requirements-checkov.txt .venv-checkov/requirements-checkov.txt; }
+	.venv-checkov/bin/checkov --file .aws-sam/translated.json --framework cloudformation \
+	  --skip-download --quiet --compact
 
 test: lint typecheck infra-check
 	$(BIN)/pytest -q -n 2 tests

@@ -1,0 +1,161 @@
+"""A local deployment: moto, both emulators, the table, the secrets and the function's environment.
+
+The demo, the integration tests and the benchmarks all run the real handler in process
+against it, the way `sam local invoke` would without Docker.
+"""
+
+import json
+import os
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.parameters import base as parameters_base
+from moto.server import ThreadedMotoServer
+
+from dagsync.panos import clear_key_cache
+from emulators.panos import PanosEmulator
+from emulators.pce import PceEmulator
+from emulators.server import LoopbackServer
+
+REGION = "eu-west-1"
+TABLE = "dagsync-snapshots"
+PCE_SECRET = "dagsync/pce"
+PANOS_SECRET = "dagsync/panos"
+PANOS_API_KEY = "test-api-key"
+
+
+@dataclass
+class FakeContext:
+    """The parts of the Lambda context object the handler and Powertools read."""
+
+    function_name: str = "dagsync-local"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:dagsync-local"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    remaining_ms: int = 900_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def create_table(client: Any, name: str = TABLE) -> None:
+    """The table as template.yaml defines it: pk/sk strings, on demand."""
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def cold_start() -> None:
+    """Forget cached secrets, clients and generated API keys, as a new Lambda container would."""
+    parameters_base.clear_caches()
+    parameters_base.DEFAULT_PROVIDERS.clear()
+    clear_key_cache()
+
+
+class LocalDeployment:
+    """Starts moto and the emulators on loopback and points the function's environment at them."""
+
+    def __init__(
+        self,
+        *,
+        pce: PceEmulator | None = None,
+        panos: PanosEmulator | None = None,
+        settings: Mapping[str, str] | None = None,
+        moto_url: str | None = None,
+    ) -> None:
+        self.pce = pce or PceEmulator()
+        self.panos = panos or PanosEmulator("panorama", api_keys=(PANOS_API_KEY,))
+        self._settings = dict(settings or {})
+        self._moto_url = moto_url
+        self._moto: ThreadedMotoServer | None = None
+        self._servers: list[LoopbackServer] = []
+        self._saved_env: dict[str, str | None] = {}
+        self.env: dict[str, str] = {}
+
+    def __enter__(self) -> "LocalDeployment":
+        if self._moto_url is None:
+            self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            self._moto.start()
+            host, port = self._moto.get_host_and_port()
+            self._moto_url = f"http://{host}:{port}"
+        pce_server = LoopbackServer(self.pce).start()
+        panos_server = LoopbackServer(self.panos).start()
+        self._servers = [pce_server, panos_server]
+        self.env = {
+            "AWS_ENDPOINT_URL": self._moto_url,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto's placeholder
+            "POWERTOOLS_SERVICE_NAME": "dagsync",
+            "POWERTOOLS_METRICS_NAMESPACE": "DagSync",
+            "PCE_URL": pce_server.url,
+            "PCE_ORG_ID": str(self.pce.org_id),
+            "PCE_SECRET_ID": PCE_SECRET,
+            "PANOS_URL": panos_server.url,
+            "PANOS_SECRET_ID": PANOS_SECRET,
+            "SNAPSHOT_TABLE": TABLE,
+            **self._settings,
+        }
+        for name, value in self.env.items():
+            self._saved_env[name] = os.environ.get(name)
+            os.environ[name] = value
+        cold_start()
+        self._provision()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for server in self._servers:
+            server.stop()
+        if self._moto is not None:
+            self._moto.stop()
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        cold_start()
+
+    @property
+    def aws_url(self) -> str:
+        assert self._moto_url is not None
+        return self._moto_url
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.aws_url, region_name=REGION)
+
+    def _provision(self) -> None:
+        create_table(self.client("dynamodb"))
+        secrets = self.client("secretsmanager")
+        secrets.create_secret(
+            Name=PCE_SECRET,
+            SecretString=json.dumps({"auth_username": self.pce.auth_username, "secret": self.pce.secret}),
+        )
+        secrets.create_secret(Name=PANOS_SECRET, SecretString=json.dumps({"api_key": PANOS_API_KEY}))
+
+    def put_secret(self, secret_id: str, value: str) -> None:
+        self.client("secretsmanager").put_secret_value(SecretId=secret_id, SecretString=value)
+        cold_start()
+
+    def invoke(self, event: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Run the real handler once; a failed or partial run raises, as it does in Lambda."""
+        from app import lambda_handler
+
+        result: dict[str, Any] = lambda_handler(dict(event or {}), FakeContext())
+        return result
+
+
+@contextmanager
+def local_deployment(**kwargs: Any) -> Iterator[LocalDeployment]:
+    with LocalDeployment(**kwargs) as deployment:
+        yield deployment

@@ -1,0 +1,562 @@
+"""Illumio PCE client: reads the complete workload inventory through the async collection job.
+
+A synchronous collection GET stops silently at 500 objects, so every read goes through
+`Prefer: respond-async` (job, poll, datafile). The datafile is streamed and parsed
+incrementally, keeping only the Workload projection, and any defect in it fails the whole
+read: the engine computes deletions from this list, so partial data must never come back.
+"""
+
+import logging
+import socket
+import ssl
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, TypeVar, cast
+from urllib.parse import urlsplit
+
+import ijson
+import requests
+import urllib3.exceptions
+
+from dagsync import __version__
+from dagsync.errors import PceError, SecretError
+from dagsync.http import RetryPolicy, Sleep, new_session, parse_retry_after, tls_verify
+from dagsync.models import Workload
+
+log = logging.getLogger(__name__)
+
+try:
+    _ijson: Any = ijson.get_backend("yajl2_c")
+except ImportError:  # pragma: no cover - the C backend ships in the ijson wheels we deploy
+    _ijson = ijson
+
+_DEFAULT_RETRY = RetryPolicy()
+_READ_CHUNK = 64 * 1024
+_FIRST_POLL_DELAY = 1.0
+_MIN_POLL_DELAY = 0.2
+_MAX_BACKOFF_POLL_DELAY = 10.0
+_POLL_BACKOFF = 1.5
+_BODY_EXCERPT = 200
+_PEM_MARKER = "-----BEGIN CERTIFICATE-----"
+
+T = TypeVar("T")
+_LabelRef = tuple[str, str] | str  # an inline (key, value) or a label href still to resolve
+
+
+@dataclass(frozen=True)
+class PceCredentials:
+    """An API key's authentication username and secret (HTTP Basic), and an optional CA bundle."""
+
+    auth_username: str
+    secret: str = field(repr=False)
+    ca_bundle: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_secret(cls, data: Mapping[str, object], secret_id: str) -> "PceCredentials":
+        """Validate the Secrets Manager JSON; errors name the secret and the field, never a value."""
+        username = data.get("auth_username")
+        if not isinstance(username, str) or not username.strip():
+            raise SecretError(
+                f"secret {secret_id} must hold 'auth_username' as a non-empty string "
+                "(the API key's authentication username, e.g. api_1a2b3c4d5e, not its Key ID)"
+            )
+        secret = data.get("secret")
+        if not isinstance(secret, str) or not secret:
+            raise SecretError(f"secret {secret_id} must hold 'secret' as a non-empty string")
+        ca_bundle = data.get("ca_bundle")
+        if ca_bundle is not None and not isinstance(ca_bundle, str):
+            raise SecretError(f"secret {secret_id} has 'ca_bundle' that is not a string")
+        if (
+            isinstance(ca_bundle, str)
+            and ca_bundle.strip()
+            and "-----BEGIN CERTIFICATE-----" not in ca_bundle
+        ):
+            raise SecretError(f"secret {secret_id} has 'ca_bundle' that is not a PEM certificate bundle")
+        return cls(
+            auth_username=username.strip(),
+            secret=secret,
+            ca_bundle=ca_bundle if isinstance(ca_bundle, str) and ca_bundle.strip() else None,
+        )
+
+
+class PceClient:
+    """Reads every workload of one org. Counters feed the run summary and the benchmarks."""
+
+    def __init__(
+        self,
+        base_url: str,
+        org_id: int,
+        credentials: PceCredentials,
+        *,
+        verify_tls: bool = True,
+        retry: RetryPolicy = _DEFAULT_RETRY,
+        request_timeout: float = 30.0,
+        job_deadline: float = 300.0,
+        sleep: Sleep = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._api = f"{self._base}/api/v2"
+        self._org = org_id
+        self._secret = credentials.secret
+        self._retry = retry
+        self._timeout = request_timeout
+        self._job_deadline = job_deadline
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._session = new_session(tls_verify(verify_tls, credentials.ca_bundle))
+        self._session.auth = (credentials.auth_username, credentials.secret)
+        self._session.headers["Accept"] = "application/json"
+        self._session.headers["User-Agent"] = f"dagsync/{__version__}"
+        self.requests_made = 0
+        self.bytes_received = 0
+
+    def close(self) -> None:
+        self._session.close()
+
+    def fetch_workloads(self) -> list[Workload]:
+        """Every non-deleted workload, labels resolved; raises PceError unless the read is complete."""
+        datafile = self._run_job("workloads")
+        workloads, pending = self._download(datafile, "workloads", self._parse_workloads)
+        if pending:
+            table = self.fetch_label_table()
+            for index, refs in pending:
+                workload = workloads[index]
+                workloads[index] = Workload(
+                    href=workload.href,
+                    labels=tuple(self._resolve(ref, table, workload.href) for ref in refs),
+                    addresses=workload.addresses,
+                )
+        log.info(
+            "read %d workloads from the PCE (%d requests, %d bytes)",
+            len(workloads),
+            self.requests_made,
+            self.bytes_received,
+        )
+        return workloads
+
+    def fetch_label_table(self) -> dict[str, tuple[str, str]]:
+        """Label href -> (key, value) for every label; older PCEs give workloads only label hrefs."""
+        datafile = self._run_job("labels")
+        return self._download(datafile, "labels", self._parse_labels)
+
+    # -- async collection job -------------------------------------------------------------
+
+    def _run_job(self, collection: str) -> str:
+        """Submit an async collection job, wait for it within the deadline, return the datafile URL."""
+        url = f"{self._api}/orgs/{self._org}/{collection}"
+        response = self._get(url, headers={"Prefer": "respond-async"})
+        if response.status_code != 202:
+            # A synchronous answer holds at most 500 objects with no sign of truncation, so it is
+            # never taken as the inventory.
+            raise PceError(
+                f"the PCE answered the async request for {collection} with HTTP {response.status_code} "
+                "instead of 202 Accepted; a synchronous answer may be silently truncated at 500 objects"
+            )
+        location = response.headers.get("Location")
+        if not location:
+            raise PceError(f"the PCE accepted the async request for {collection} but sent no Location header")
+        job_url = self._absolute(location)
+        deadline = self._monotonic() + self._job_deadline
+        delay = parse_retry_after(response.headers.get("Retry-After"))
+        if delay is None:
+            delay = _FIRST_POLL_DELAY
+        status: object = "submitted"
+        while True:
+            remaining = deadline - self._monotonic()
+            if remaining <= 0:
+                raise PceError(
+                    f"the PCE job for {collection} ({urlsplit(job_url).path}) did not finish within "
+                    f"{self._job_deadline:g} s (last status {status!r})"
+                )
+            self._sleep(min(max(delay, _MIN_POLL_DELAY), remaining))
+            poll = self._get(job_url)
+            job = self._json(poll, f"the job for {collection}")
+            if not isinstance(job, dict):
+                raise PceError(f"the PCE job for {collection} answered with {_kind(job)}, not a job object")
+            status = job.get("status")
+            if status == "done":
+                result = job.get("result")
+                href = result.get("href") if isinstance(result, dict) else None
+                if not isinstance(href, str) or not href:
+                    raise PceError(f"the PCE job for {collection} is done but names no result datafile")
+                return self._absolute(href)
+            # Any other status ("running", "pending", ...) means keep polling, as the reference's
+            # clients do; the deadline bounds it.
+            if status == "failed" or (isinstance(status, str) and status.startswith("cancel")):
+                raise PceError(
+                    f"the PCE job for {collection} ended with status {status!r}"
+                    f"{self._job_detail(job)}; the inventory was not read"
+                )
+            retry_after = parse_retry_after(poll.headers.get("Retry-After"))
+            if retry_after is not None:
+                delay = retry_after
+            else:
+                delay = min(max(delay * _POLL_BACKOFF, _FIRST_POLL_DELAY), _MAX_BACKOFF_POLL_DELAY)
+
+    def _job_detail(self, job: dict[str, Any]) -> str:
+        result = job.get("result")
+        message = result.get("message") if isinstance(result, dict) else None
+        return f" ({self._scrub(str(message))[:_BODY_EXCERPT]})" if message else ""
+
+    def _absolute(self, href: str) -> str:
+        """Job and datafile hrefs are relative to /api/v2; some PCEs send /api/v2 paths or full URLs.
+
+        [unverified] For an absolute URL only its path is kept, on the configured PCE URL: the
+        credentials then never travel to a host the operator did not configure.
+        """
+        if href.startswith(("http://", "https://")):
+            parts = urlsplit(href)
+            href = parts.path + (f"?{parts.query}" if parts.query else "")
+        if href.startswith("/api/"):
+            return self._base + href
+        return self._api + (href if href.startswith("/") else f"/{href}")
+
+    # -- datafile streaming ----------------------------------------------------------------
+
+    def _download(self, url: str, what: str, parse: Callable[[Iterator[object]], T]) -> T:
+        """GET a datafile and parse it as a stream, retrying transport failures from the start."""
+        attempt = 0
+        while True:
+            attempt += 1
+            response = self._get(url, stream=True)
+            reader = _BodyReader(response.raw)
+            try:
+                return parse(self._items(reader, what))
+            except _TransportBroken as exc:
+                if attempt >= self._retry.attempts:
+                    raise PceError(
+                        f"the PCE {what} datafile is truncated or not valid JSON: the connection broke "
+                        f"after {reader.count} bytes ({exc}) on each of {attempt} attempts"
+                    ) from exc.__cause__
+                delay = self._retry.delay(attempt)
+                log.warning(
+                    "PCE %s datafile download broke after %d bytes (%s); retrying in %.1f s",
+                    what,
+                    reader.count,
+                    exc,
+                    delay,
+                )
+                self._sleep(delay)
+            finally:
+                self.bytes_received += reader.count
+                response.close()
+
+    def _items(self, reader: "_BodyReader", what: str) -> Iterator[object]:
+        """The top-level array's elements, one at a time; anything else raises PceError."""
+        first = reader.peek_first_byte()
+        if first is None:
+            raise PceError(f"the PCE {what} datafile is truncated or not valid JSON: the body is empty")
+        if first == ord("{"):
+            raise PceError(
+                f"the PCE {what} datafile has an unexpected shape: the top level is an object, not an array"
+            )
+        if first != ord("["):
+            raise PceError(
+                f"the PCE {what} datafile is truncated or not valid JSON: it does not start with '['"
+            )
+        try:
+            yield from _ijson.items(reader, "item", use_float=True, buf_size=_READ_CHUNK)
+        except ijson.JSONError as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise PceError(
+                f"the PCE {what} datafile is truncated or not valid JSON: {self._scrub(detail)} "
+                f"(after {reader.count} bytes)"
+            ) from None
+
+    def _parse_workloads(
+        self, items: Iterator[object]
+    ) -> tuple[list[Workload], list[tuple[int, tuple[_LabelRef, ...]]]]:
+        """Project each workload as it streams by; href-only labels are returned to resolve later."""
+        workloads: list[Workload] = []
+        pending: list[tuple[int, tuple[_LabelRef, ...]]] = []
+        pairs: dict[tuple[str, str], tuple[str, str]] = {}
+        for position, item in enumerate(items):
+            if not isinstance(item, dict):
+                self._shape("workloads", f"element {position} is {_kind(item)}, not a workload object")
+            href = item.get("href")
+            if not isinstance(href, str) or not href:
+                self._shape("workloads", f"element {position} has no string href")
+            if item.get("deleted") is True:
+                continue
+            refs = self._label_refs(item.get("labels"), href, pairs)
+            addresses = self._addresses(item.get("interfaces"), href)
+            if all(isinstance(ref, tuple) for ref in refs):
+                labels = cast("tuple[tuple[str, str], ...]", refs)
+            else:
+                pending.append((len(workloads), refs))
+                labels = ()
+            workloads.append(Workload(href=href, labels=labels, addresses=addresses))
+        return workloads, pending
+
+    def _label_refs(
+        self, raw: object, href: str, pairs: dict[tuple[str, str], tuple[str, str]]
+    ) -> tuple[_LabelRef, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            self._shape("workloads", f"workload {href} has labels that are {_kind(raw)}, not a list")
+        refs: list[_LabelRef] = []
+        for label in raw:
+            if not isinstance(label, dict) or not isinstance(label.get("href"), str):
+                self._shape("workloads", f"workload {href} has a label without a string href")
+            key, value = label.get("key"), label.get("value")
+            if isinstance(key, str) and isinstance(value, str):
+                pair = pairs.get((key, value))
+                if pair is None:
+                    pair = pairs[(key, value)] = (sys.intern(key), sys.intern(value))
+                refs.append(pair)
+            elif "key" not in label and "value" not in label:
+                refs.append(label["href"])
+            else:
+                self._shape(
+                    "workloads",
+                    f"workload {href} has label {label['href']} that is neither "
+                    "{href, key, value} nor {href}",
+                )
+        return tuple(refs)
+
+    def _addresses(self, raw: object, href: str) -> tuple[str, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            self._shape("workloads", f"workload {href} has interfaces that are {_kind(raw)}, not a list")
+        addresses: list[str] = []
+        for interface in raw:
+            if not isinstance(interface, dict):
+                self._shape("workloads", f"workload {href} has an interface that is {_kind(interface)}")
+            if interface.get("loopback") is True:
+                continue
+            address = interface.get("address")
+            if address is None or address == "":
+                continue
+            if not isinstance(address, str):
+                self._shape("workloads", f"workload {href} has an interface address that is {_kind(address)}")
+            addresses.append(address)
+        return tuple(addresses)
+
+    def _parse_labels(self, items: Iterator[object]) -> dict[str, tuple[str, str]]:
+        table: dict[str, tuple[str, str]] = {}
+        for position, item in enumerate(items):
+            if not isinstance(item, dict):
+                self._shape("labels", f"element {position} is {_kind(item)}, not a label object")
+            href, key, value = item.get("href"), item.get("key"), item.get("value")
+            if not (isinstance(href, str) and isinstance(key, str) and isinstance(value, str)):
+                self._shape("labels", f"element {position} lacks a string href, key or value")
+            table[href] = (sys.intern(key), sys.intern(value))
+        return table
+
+    @staticmethod
+    def _resolve(ref: _LabelRef, table: Mapping[str, tuple[str, str]], workload: str) -> tuple[str, str]:
+        if isinstance(ref, tuple):
+            return ref
+        try:
+            return table[ref]
+        except KeyError:
+            raise PceError(
+                f"workload {workload} carries label {ref}, which GET /labels does not list; "
+                "the inventory cannot be mapped"
+            ) from None
+
+    def _shape(self, what: str, detail: str) -> NoReturn:
+        raise PceError(f"the PCE {what} datafile has an unexpected shape: {self._scrub(detail)}")
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    def _get(
+        self, url: str, *, headers: Mapping[str, str] | None = None, stream: bool = False
+    ) -> requests.Response:
+        """One GET with retries for 429, 5xx and transport errors; other failures raise PceError."""
+        path = urlsplit(url).path
+        attempt = 0
+        while True:
+            attempt += 1
+            self.requests_made += 1
+            try:
+                response = self._session.get(url, headers=headers, timeout=self._timeout, stream=stream)
+            except requests.exceptions.SSLError as exc:
+                raise PceError(
+                    f"TLS verification of the PCE failed for {self._base}: {_tls_reason(exc)} "
+                    "(set ca_bundle in the PCE secret)"
+                ) from exc
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as exc:
+                reason = _transport_reason(exc)
+                if attempt >= self._retry.attempts:
+                    raise PceError(
+                        f"could not reach the PCE at {self._base} (GET {path}): {reason}; "
+                        f"gave up after {attempt} attempts"
+                    ) from exc
+                delay = self._retry.delay(attempt)
+                log.warning("PCE GET %s failed (%s); retrying in %.1f s", path, reason, delay)
+                self._sleep(delay)
+                continue
+            status = response.status_code
+            # [unverified] Whether a PCE 429 carries Retry-After is undocumented: it is honoured when
+            # present (capped by the policy), otherwise the policy's backoff applies.
+            if status == 429 or status >= 500:
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                self._consume(response)
+                if attempt >= self._retry.attempts:
+                    cause = "rate limiting" if status == 429 else "a server error"
+                    raise PceError(
+                        f"the PCE kept answering GET {path} with HTTP {status} ({cause}); "
+                        f"gave up after {attempt} attempts"
+                    )
+                delay = self._retry.delay(attempt, retry_after)
+                log.warning("PCE GET %s answered HTTP %d; retrying in %.1f s", path, status, delay)
+                self._sleep(delay)
+                continue
+            if status in (401, 403):
+                self._consume(response)
+                raise PceError(self._auth_message(status, path))
+            if status >= 400:
+                excerpt = self._excerpt(response)
+                raise PceError(f"the PCE answered GET {path} with HTTP {status}{excerpt}")
+            if not stream:
+                self.bytes_received += len(response.content)
+            return response
+
+    def _auth_message(self, status: int, path: str) -> str:
+        if status == 401:
+            return (
+                f"the PCE rejected the API key (HTTP 401) on GET {path}: check auth_username "
+                "(the key's authentication username, not its Key ID) and secret in the PCE secret"
+            )
+        return (
+            f"the PCE refused access (HTTP 403) on GET {path}: the API key lacks read permission "
+            f"on org {self._org}, or PCE_ORG_ID is not the key's org"
+        )
+
+    def _consume(self, response: requests.Response) -> bytes:
+        """Read and close a response that is not used further, counting what it carried."""
+        try:
+            body = response.content or b""
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+            body = b""
+        finally:
+            response.close()
+        self.bytes_received += len(body)
+        return body
+
+    def _excerpt(self, response: requests.Response) -> str:
+        text = self._consume(response).decode("utf-8", "replace").strip()
+        return f": {self._scrub(text)[:_BODY_EXCERPT]}" if text else ""
+
+    def _json(self, response: requests.Response, what: str) -> object:
+        try:
+            return response.json()
+        except ValueError:
+            raise PceError(f"the PCE answered for {what} with a body that is not JSON") from None
+
+    def _scrub(self, text: str) -> str:
+        """Text from the server or the parser, with the secret masked should it ever echo it."""
+        return text.replace(self._secret, "***") if self._secret else text
+
+
+class _TransportBroken(Exception):
+    """The datafile connection broke mid-stream; the download may be retried from the start."""
+
+
+class _BodyReader:
+    """A file-like view of a streamed body that counts bytes and lets the first byte be sniffed."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self._buffer = b""
+        self.count = 0
+
+    def _read_raw(self, size: int) -> bytes:
+        try:
+            chunk: bytes = self._raw.read(size, decode_content=True)
+        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
+            raise _TransportBroken(_transport_reason(exc)) from exc
+        self.count += len(chunk)
+        return chunk
+
+    def peek_first_byte(self) -> int | None:
+        """The first non-whitespace byte (kept for the parser), or None for an empty body."""
+        while True:
+            chunk = self._read_raw(_READ_CHUNK)
+            if not chunk:
+                return None
+            stripped = chunk.lstrip()
+            if stripped:
+                self._buffer = stripped
+                return stripped[0]
+
+    def read(self, size: int = -1) -> bytes:
+        if size == 0:
+            return b""
+        if self._buffer:
+            data, self._buffer = self._buffer, b""
+            return data
+        return self._read_raw(size if size > 0 else _READ_CHUNK)
+
+
+def _kind(value: object) -> str:
+    """A JSON type name for messages; values themselves are never quoted."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    return "a number"
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and what it wraps (requests -> urllib3 -> socket), each once."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        for nested in (
+            current.__cause__,
+            current.__context__,
+            getattr(current, "reason", None),
+            *current.args,
+        ):
+            if isinstance(nested, BaseException):
+                stack.append(nested)
+
+
+def _transport_reason(exc: BaseException) -> str:
+    """A short reason for a transport failure, without the library's object reprs."""
+    causes = list(_causes(exc))
+    for cause in causes:
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, ConnectionResetError):
+            return "connection reset by peer"
+        if isinstance(cause, socket.gaierror):
+            return f"name resolution failed ({cause.strerror or cause})"
+    for cause in causes:
+        if isinstance(cause, requests.Timeout | TimeoutError | urllib3.exceptions.TimeoutError):
+            return "timed out"
+        if isinstance(cause, urllib3.exceptions.IncompleteRead | urllib3.exceptions.ProtocolError):
+            return "connection closed before the response was complete"
+    return type(exc).__name__
+
+
+def _tls_reason(exc: BaseException) -> str:
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return cause.verify_message or cause.reason or "certificate verify failed"
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLError):
+            return str(cause.reason or cause.strerror or "TLS handshake failed")
+    return "TLS handshake failed"

@@ -1,0 +1,663 @@
+"""template.yaml, translated offline by the SAM translator, with its conditions evaluated both ways."""
+
+import json
+import re
+import tomllib
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.infra.translate import REQUIRED_PARAMETERS, ROOT, TEMPLATE, load_template, translate
+
+SPEC_VARIABLES = {
+    "PCE_URL": "PceUrl",
+    "PCE_ORG_ID": "PceOrgId",
+    "PANOS_URL": "PanosUrl",
+    "PANOS_VSYS": "PanosVsys",
+    "PANOS_TARGET_SERIALS": "PanosTargetSerials",
+    "TAG_PREFIX": "TagPrefix",
+    "LABEL_KEYS": "LabelKeys",
+    "INCLUDE_IPV6": "IncludeIpv6",
+    "MAX_REMOVAL_RATIO": "MaxRemovalRatio",
+    "BATCH_SIZE": "BatchSize",
+    "DRY_RUN": "DryRun",
+    "PCE_VERIFY_TLS": "PceVerifyTls",
+    "PANOS_VERIFY_TLS": "PanosVerifyTls",
+}
+SNAPSHOT_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:Query",
+}
+XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+PCE_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dagsync/pce-AbCdEf"
+PANOS_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dagsync/panos-GhIjKl"
+NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
+@cache
+def _translated(overrides: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    return translate(dict(overrides))
+
+
+def _parameter_values(template: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, spec in template["Parameters"].items():
+        raw = str(overrides.get(name, REQUIRED_PARAMETERS.get(name, spec.get("Default", ""))))
+        values[name] = raw.split(",") if spec["Type"] == "CommaDelimitedList" else raw
+    return values
+
+
+class Deployment:
+    """The translated template as CloudFormation would deploy it for one set of parameter values."""
+
+    def __init__(self, **overrides: str) -> None:
+        template = _translated(tuple(sorted(overrides.items())))
+        self.parameters = _parameter_values(template, overrides)
+        self._conditions = template.get("Conditions", {})
+        self._condition_cache: dict[str, bool] = {}
+        self.resources = {
+            logical_id: self.resolve(resource)
+            for logical_id, resource in template["Resources"].items()
+            if "Condition" not in resource or self.condition(resource["Condition"])
+        }
+        self.outputs = {
+            name: self.resolve(output)
+            for name, output in template.get("Outputs", {}).items()
+            if "Condition" not in output or self.condition(output["Condition"])
+        }
+
+    def condition(self, name: str) -> bool:
+        if name not in self._condition_cache:
+            self._condition_cache[name] = bool(self._evaluate(self._conditions[name]))
+        return self._condition_cache[name]
+
+    def _evaluate(self, node: Any) -> Any:
+        if not (isinstance(node, dict) and len(node) == 1):
+            return node
+        ((key, arg),) = node.items()
+        operations: dict[str, Callable[[], Any]] = {
+            "Ref": lambda: self.parameters[arg],
+            "Condition": lambda: self.condition(arg),
+            "Fn::Equals": lambda: str(self._evaluate(arg[0])) == str(self._evaluate(arg[1])),
+            "Fn::Not": lambda: not self._evaluate(arg[0]),
+            "Fn::And": lambda: all(self._evaluate(item) for item in arg),
+            "Fn::Or": lambda: any(self._evaluate(item) for item in arg),
+            "Fn::Join": lambda: arg[0].join(self._evaluate(arg[1])),
+        }
+        return operations[key]() if key in operations else node
+
+    def resolve(self, node: Any) -> Any:
+        """Fn::If branches chosen and AWS::NoValue dropped; every other intrinsic left as written."""
+        if isinstance(node, dict):
+            if set(node) == {"Fn::If"}:
+                name, when_true, when_false = node["Fn::If"]
+                return self.resolve(when_true if self.condition(name) else when_false)
+            resolved = {key: self.resolve(value) for key, value in node.items()}
+            return {key: value for key, value in resolved.items() if value != NO_VALUE}
+        if isinstance(node, list):
+            return [item for item in (self.resolve(value) for value in node) if item != NO_VALUE]
+        return node
+
+    def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        return {key: value for key, value in self.resources.items() if value["Type"] == resource_type}
+
+    def one(self, resource_type: str) -> tuple[str, dict[str, Any]]:
+        matches = self.of_type(resource_type)
+        assert len(matches) == 1, f"expected one {resource_type}, found {sorted(matches)}"
+        ((logical_id, resource),) = matches.items()
+        return logical_id, resource
+
+    def properties(self, logical_id: str) -> dict[str, Any]:
+        properties: dict[str, Any] = self.resources[logical_id].get("Properties", {})
+        return properties
+
+    @property
+    def function(self) -> dict[str, Any]:
+        return self.properties("DagSyncFunction")
+
+    def role_statements(self, role_id: str) -> list[dict[str, Any]]:
+        statements = []
+        for policy in self.properties(role_id).get("Policies", []):
+            statements.extend(_as_list(policy["PolicyDocument"]["Statement"]))
+        for policy in self.of_type("AWS::IAM::RolePolicy").values():
+            if policy["Properties"]["RoleName"] == {"Ref": role_id}:
+                statements.extend(_as_list(policy["Properties"]["PolicyDocument"]["Statement"]))
+        return statements
+
+    def statements_with(self, role_id: str, action: str) -> list[dict[str, Any]]:
+        return [s for s in self.role_statements(role_id) if action in _as_list(s["Action"])]
+
+    def alarm_on(self, metric_name: str) -> dict[str, Any]:
+        alarms: list[dict[str, Any]] = [
+            alarm["Properties"]
+            for alarm in self.of_type("AWS::CloudWatch::Alarm").values()
+            if alarm["Properties"].get("MetricName") == metric_name
+        ]
+        assert len(alarms) == 1, f"expected one alarm on {metric_name}, found {len(alarms)}"
+        return alarms[0]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+@pytest.fixture(scope="module")
+def default() -> Deployment:
+    return Deployment()
+
+
+@pytest.fixture(scope="module")
+def source() -> dict[str, Any]:
+    return load_template()
+
+
+def test_function_runs_python313(default: Deployment) -> None:
+    assert default.function["Runtime"] == "python3.13"
+
+
+def test_function_runs_on_arm64(default: Deployment) -> None:
+    assert default.function["Architectures"] == ["arm64"]
+
+
+def test_function_handler_is_app_lambda_handler_in_functions_dag_sync(source: dict[str, Any]) -> None:
+    properties = source["Resources"]["DagSyncFunction"]["Properties"]
+    assert (properties["CodeUri"], properties["Handler"]) == ("functions/dag_sync/", "app.lambda_handler")
+
+
+def test_function_has_explicit_memory_and_timeout_from_parameters(default: Deployment) -> None:
+    assert (default.function["MemorySize"], default.function["Timeout"]) == (
+        {"Ref": "MemorySize"},
+        {"Ref": "Timeout"},
+    )
+
+
+def test_layer_is_attached_to_function(default: Deployment) -> None:
+    layer_id, _ = default.one("AWS::Lambda::LayerVersion")
+    assert default.function["Layers"] == [{"Ref": layer_id}]
+
+
+def test_layer_builds_dagsync_for_python313_arm64(source: dict[str, Any]) -> None:
+    layer = source["Resources"]["DagSyncLayer"]
+    assert (
+        layer["Metadata"],
+        layer["Properties"]["ContentUri"],
+        layer["Properties"]["CompatibleRuntimes"],
+        layer["Properties"]["CompatibleArchitectures"],
+    ) == (
+        {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"},
+        "layers/dagsync/",
+        ["python3.13"],
+        ["arm64"],
+    )
+
+
+@pytest.mark.parametrize(("variable", "parameter"), sorted(SPEC_VARIABLES.items()))
+def test_spec_variable_is_set_from_its_parameter(default: Deployment, variable: str, parameter: str) -> None:
+    assert default.function["Environment"]["Variables"][variable] == {"Ref": parameter}
+
+
+def test_environment_holds_spec_and_powertools_variables_only(default: Deployment) -> None:
+    expected = set(SPEC_VARIABLES) | {
+        "PCE_SECRET_ID",
+        "PANOS_SECRET_ID",
+        "SNAPSHOT_TABLE",
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        "POWERTOOLS_LOG_LEVEL",
+    }
+    assert set(default.function["Environment"]["Variables"]) == expected
+
+
+def test_snapshot_table_variable_names_the_table(default: Deployment) -> None:
+    assert default.function["Environment"]["Variables"]["SNAPSHOT_TABLE"] == {"Ref": "SnapshotTable"}
+
+
+def test_powertools_variables_name_service_and_namespace(default: Deployment) -> None:
+    variables = default.function["Environment"]["Variables"]
+    assert (
+        variables["POWERTOOLS_SERVICE_NAME"],
+        variables["POWERTOOLS_METRICS_NAMESPACE"],
+        variables["POWERTOOLS_LOG_LEVEL"],
+    ) == ("dagsync", "DagSync", {"Ref": "LogLevel"})
+
+
+def test_secret_variables_point_at_created_secrets_by_default(default: Deployment) -> None:
+    variables = default.function["Environment"]["Variables"]
+    assert (variables["PCE_SECRET_ID"], variables["PANOS_SECRET_ID"]) == (
+        {"Ref": "PceSecret"},
+        {"Ref": "PanosSecret"},
+    )
+
+
+def test_secret_variables_point_at_given_arns() -> None:
+    deployment = Deployment(PceSecretArn=PCE_ARN, PanosSecretArn=PANOS_ARN)
+    variables = deployment.function["Environment"]["Variables"]
+    assert (variables["PCE_SECRET_ID"], variables["PANOS_SECRET_ID"]) == (
+        {"Ref": "PceSecretArn"},
+        {"Ref": "PanosSecretArn"},
+    )
+
+
+def test_placeholder_secrets_are_created_empty_without_generated_values(default: Deployment) -> None:
+    secrets = {
+        key: value["Properties"] for key, value in default.of_type("AWS::SecretsManager::Secret").items()
+    }
+    assert {key: json.loads(value["SecretString"]) for key, value in secrets.items()} == {
+        "PceSecret": {"auth_username": "", "secret": ""},
+        "PanosSecret": {"api_key": ""},
+    }
+    assert not any("GenerateSecretString" in value for value in secrets.values())
+
+
+def test_no_secret_is_created_when_arns_are_given() -> None:
+    deployment = Deployment(PceSecretArn=PCE_ARN, PanosSecretArn=PANOS_ARN)
+    assert deployment.of_type("AWS::SecretsManager::Secret") == {}
+
+
+def test_reserved_concurrency_comes_from_parameter(default: Deployment) -> None:
+    assert default.function["ReservedConcurrentExecutions"] == {"Ref": "ReservedConcurrency"}
+
+
+def test_reserved_concurrency_defaults_to_one(source: dict[str, Any]) -> None:
+    assert source["Parameters"]["ReservedConcurrency"]["Default"] == 1
+
+
+def test_reserved_concurrency_zero_leaves_function_unreserved() -> None:
+    assert "ReservedConcurrentExecutions" not in Deployment(ReservedConcurrency="0").function
+
+
+def test_function_writes_to_its_log_group(default: Deployment) -> None:
+    assert default.function["LoggingConfig"] == {"LogGroup": {"Ref": "DagSyncLogGroup"}}
+
+
+def test_log_group_retention_comes_from_parameter(default: Deployment) -> None:
+    assert default.properties("DagSyncLogGroup")["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_schedule_is_a_scheduler_schedule_named_after_the_stack(default: Deployment) -> None:
+    _, schedule = default.one("AWS::Scheduler::Schedule")
+    assert schedule["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-sync"}
+
+
+def test_schedule_expression_comes_from_parameter(default: Deployment) -> None:
+    _, schedule = default.one("AWS::Scheduler::Schedule")
+    assert schedule["Properties"]["ScheduleExpression"] == {"Ref": "ScheduleRate"}
+
+
+def test_schedule_invokes_the_function_with_sync_mode(default: Deployment) -> None:
+    _, schedule = default.one("AWS::Scheduler::Schedule")
+    target = schedule["Properties"]["Target"]
+    assert (target["Arn"], json.loads(target["Input"])) == (
+        {"Fn::GetAtt": ["DagSyncFunction", "Arn"]},
+        {"mode": "sync"},
+    )
+
+
+def test_schedule_does_not_retry_because_the_next_run_does(default: Deployment) -> None:
+    _, schedule = default.one("AWS::Scheduler::Schedule")
+    assert schedule["Properties"]["Target"]["RetryPolicy"]["MaximumRetryAttempts"] == 0
+
+
+def test_undeliverable_schedule_events_go_to_failure_queue(default: Deployment) -> None:
+    _, schedule = default.one("AWS::Scheduler::Schedule")
+    assert schedule["Properties"]["Target"]["DeadLetterConfig"] == {
+        "Arn": {"Fn::GetAtt": ["FailureQueue", "Arn"]}
+    }
+
+
+@pytest.mark.parametrize(("enabled", "state"), [("true", "ENABLED"), ("false", "DISABLED")])
+def test_schedule_state_follows_schedule_enabled(enabled: str, state: str) -> None:
+    _, schedule = Deployment(ScheduleEnabled=enabled).one("AWS::Scheduler::Schedule")
+    assert schedule["Properties"]["State"] == state
+
+
+def test_snapshot_table_keys_are_pk_hash_and_sk_range(default: Deployment) -> None:
+    table = default.properties("SnapshotTable")
+    assert (table["KeySchema"], table["AttributeDefinitions"]) == (
+        [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+    )
+
+
+def test_snapshot_table_is_pay_per_request(default: Deployment) -> None:
+    assert default.properties("SnapshotTable")["BillingMode"] == "PAY_PER_REQUEST"
+
+
+def test_snapshot_table_has_point_in_time_recovery(default: Deployment) -> None:
+    pitr = default.properties("SnapshotTable")["PointInTimeRecoverySpecification"]
+    assert pitr["PointInTimeRecoveryEnabled"] is True
+
+
+def test_snapshot_table_is_encrypted(default: Deployment) -> None:
+    assert default.properties("SnapshotTable")["SSESpecification"]["SSEEnabled"] is True
+
+
+def test_snapshot_table_expires_items_on_expires_at(default: Deployment) -> None:
+    ttl = default.properties("SnapshotTable")["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": "expires_at", "Enabled": True}
+
+
+def test_snapshot_table_is_retained_on_delete_and_replace(default: Deployment) -> None:
+    table = default.resources["SnapshotTable"]
+    assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("Retain", "Retain")
+
+
+def test_function_uses_the_stack_role(default: Deployment) -> None:
+    assert default.function["Role"] == {"Fn::GetAtt": ["DagSyncRole", "Arn"]}
+
+
+def test_function_role_is_assumable_by_lambda_only(default: Deployment) -> None:
+    statements = default.properties("DagSyncRole")["AssumeRolePolicyDocument"]["Statement"]
+    assert [(s["Principal"], s["Action"]) for s in statements] == [
+        ({"Service": "lambda.amazonaws.com"}, "sts:AssumeRole")
+    ]
+
+
+def test_function_role_dynamodb_access_is_the_listed_actions_on_the_table(default: Deployment) -> None:
+    statements = [
+        s
+        for s in default.role_statements("DagSyncRole")
+        if any(action.startswith("dynamodb:") for action in _as_list(s["Action"]))
+    ]
+    assert [(set(s["Action"]), s["Resource"]) for s in statements] == [
+        (SNAPSHOT_ACTIONS, {"Fn::GetAtt": ["SnapshotTable", "Arn"]})
+    ]
+
+
+def test_function_role_reads_the_two_created_secrets_only(default: Deployment) -> None:
+    statements = default.statements_with("DagSyncRole", "secretsmanager:GetSecretValue")
+    assert [(s["Action"], s["Resource"]) for s in statements] == [
+        ("secretsmanager:GetSecretValue", [{"Ref": "PceSecret"}, {"Ref": "PanosSecret"}])
+    ]
+
+
+def test_function_role_reads_the_two_given_secrets_only() -> None:
+    deployment = Deployment(PceSecretArn=PCE_ARN, PanosSecretArn=PANOS_ARN)
+    statements = deployment.statements_with("DagSyncRole", "secretsmanager:GetSecretValue")
+    assert [s["Resource"] for s in statements] == [[{"Ref": "PceSecretArn"}, {"Ref": "PanosSecretArn"}]]
+
+
+@pytest.mark.parametrize(
+    "overrides", [{}, {"PceSecretArn": PCE_ARN}, {"PceSecretArn": PCE_ARN, "PanosSecretArn": PANOS_ARN}]
+)
+def test_function_may_read_exactly_the_secrets_it_is_configured_with(overrides: dict[str, str]) -> None:
+    deployment = Deployment(**overrides)
+    variables = deployment.function["Environment"]["Variables"]
+    (statement,) = deployment.statements_with("DagSyncRole", "secretsmanager:GetSecretValue")
+    assert statement["Resource"] == [variables["PCE_SECRET_ID"], variables["PANOS_SECRET_ID"]]
+
+
+def test_function_role_decrypts_nothing_without_a_secrets_key(default: Deployment) -> None:
+    assert default.statements_with("DagSyncRole", "kms:Decrypt") == []
+
+
+def test_function_role_decrypts_with_the_secrets_key_through_secrets_manager_only() -> None:
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    (statement,) = Deployment(SecretsKmsKeyArn=key).statements_with("DagSyncRole", "kms:Decrypt")
+    assert (statement["Resource"], statement["Condition"]) == (
+        {"Ref": "SecretsKmsKeyArn"},
+        {"StringEquals": {"kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.${AWS::URLSuffix}"}}},
+    )
+
+
+def test_function_role_writes_logs_to_its_log_group_only(default: Deployment) -> None:
+    (statement,) = default.statements_with("DagSyncRole", "logs:PutLogEvents")
+    assert (set(statement["Action"]), statement["Resource"]) == (
+        {"logs:CreateLogStream", "logs:PutLogEvents"},
+        {"Fn::GetAtt": ["DagSyncLogGroup", "Arn"]},
+    )
+
+
+def test_function_role_sends_failures_to_the_failure_queue_only(default: Deployment) -> None:
+    (statement,) = default.statements_with("DagSyncRole", "sqs:SendMessage")
+    assert statement["Resource"] == {"Fn::GetAtt": ["FailureQueue", "Arn"]}
+
+
+def test_function_role_has_no_managed_policy_outside_a_vpc(default: Deployment) -> None:
+    assert "ManagedPolicyArns" not in default.properties("DagSyncRole")
+
+
+def test_only_xray_statements_use_a_wildcard_resource(default: Deployment) -> None:
+    wildcard = [
+        s
+        for role_id in default.of_type("AWS::IAM::Role")
+        for s in default.role_statements(role_id)
+        if "*" in _as_list(s["Resource"])
+    ]
+    assert [set(_as_list(s["Action"])) for s in wildcard] == [XRAY_ACTIONS]
+
+
+def test_no_statement_allows_a_wildcard_action(default: Deployment) -> None:
+    actions = [
+        action
+        for role_id in default.of_type("AWS::IAM::Role")
+        for s in default.role_statements(role_id)
+        for action in _as_list(s["Action"])
+    ]
+    assert not [action for action in actions if "*" in action]
+
+
+def test_function_has_active_tracing(default: Deployment) -> None:
+    assert default.function["TracingConfig"] == {"Mode": "Active"}
+
+
+def test_function_is_outside_a_vpc_by_default(default: Deployment) -> None:
+    assert "VpcConfig" not in default.function
+
+
+def test_function_runs_in_the_given_vpc() -> None:
+    deployment = Deployment(SubnetIds="subnet-1,subnet-2", SecurityGroupIds="sg-1")
+    assert deployment.function["VpcConfig"] == {
+        "SubnetIds": {"Ref": "SubnetIds"},
+        "SecurityGroupIds": {"Ref": "SecurityGroupIds"},
+    }
+
+
+def test_function_role_gets_vpc_access_policy_in_a_vpc() -> None:
+    deployment = Deployment(SubnetIds="subnet-1", SecurityGroupIds="sg-1")
+    assert deployment.properties("DagSyncRole")["ManagedPolicyArns"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"}
+    ]
+
+
+def test_permissions_boundary_applies_to_every_role() -> None:
+    boundary = "arn:aws:iam::123456789012:policy/boundary"
+    deployment = Deployment(PermissionsBoundaryArn=boundary)
+    boundaries = [
+        role["Properties"].get("PermissionsBoundary")
+        for role in deployment.of_type("AWS::IAM::Role").values()
+    ]
+    assert len(boundaries) == 2
+    assert all(boundary == {"Ref": "PermissionsBoundaryArn"} for boundary in boundaries)
+
+
+def test_failed_async_invocations_go_to_the_failure_queue(default: Deployment) -> None:
+    _, config = default.one("AWS::Lambda::EventInvokeConfig")
+    assert config["Properties"]["DestinationConfig"] == {
+        "OnFailure": {"Destination": {"Fn::GetAtt": ["FailureQueue", "Arn"]}}
+    }
+
+
+def test_failed_async_invocations_are_retried_once(default: Deployment) -> None:
+    _, config = default.one("AWS::Lambda::EventInvokeConfig")
+    assert config["Properties"]["MaximumRetryAttempts"] == 1
+
+
+def test_failure_queue_is_encrypted(default: Deployment) -> None:
+    assert default.properties("FailureQueue")["SqsManagedSseEnabled"] is True
+
+
+def test_failure_queue_refuses_insecure_transport(default: Deployment) -> None:
+    (statement,) = default.properties("FailureQueuePolicy")["PolicyDocument"]["Statement"]
+    assert (statement["Effect"], statement["Condition"]) == (
+        "Deny",
+        {"Bool": {"aws:SecureTransport": "false"}},
+    )
+
+
+def test_errors_alarm_watches_the_function(default: Deployment) -> None:
+    alarm = default.alarm_on("Errors")
+    assert (alarm["Namespace"], alarm["Dimensions"]) == (
+        "AWS/Lambda",
+        [{"Name": "FunctionName", "Value": {"Ref": "DagSyncFunction"}}],
+    )
+
+
+@pytest.mark.parametrize("metric", ["Failed", "Blocked"])
+def test_target_alarm_watches_the_run_level_metric(default: Deployment, metric: str) -> None:
+    alarm = default.alarm_on(metric)
+    assert (alarm["Namespace"], alarm["Dimensions"], alarm["ComparisonOperator"], alarm["Threshold"]) == (
+        "DagSync",
+        [{"Name": "service", "Value": "dagsync"}],
+        "GreaterThanOrEqualToThreshold",
+        1,
+    )
+
+
+def test_missed_runs_alarm_fires_when_no_run_succeeds(default: Deployment) -> None:
+    alarm = default.alarm_on("SuccessfulRuns")
+    assert (alarm["Namespace"], alarm["ComparisonOperator"], alarm["TreatMissingData"], alarm["Period"]) == (
+        "DagSync",
+        "LessThanThreshold",
+        "breaching",
+        {"Ref": "MissedRunAlarmSeconds"},
+    )
+
+
+def test_missed_runs_alarm_is_absent_while_the_schedule_is_disabled() -> None:
+    alarms = Deployment(ScheduleEnabled="false").of_type("AWS::CloudWatch::Alarm").values()
+    assert "SuccessfulRuns" not in {alarm["Properties"]["MetricName"] for alarm in alarms}
+
+
+def test_failure_queue_alarm_watches_visible_messages(default: Deployment) -> None:
+    alarm = default.alarm_on("ApproximateNumberOfMessagesVisible")
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["FailureQueue", "QueueName"]}}
+    ]
+
+
+def test_alarms_notify_nobody_by_default(default: Deployment) -> None:
+    alarms = default.of_type("AWS::CloudWatch::Alarm").values()
+    assert not [alarm for alarm in alarms if "AlarmActions" in alarm["Properties"]]
+    assert default.of_type("AWS::SNS::Topic") == {}
+
+
+def test_alarm_email_creates_a_topic_that_every_alarm_notifies() -> None:
+    deployment = Deployment(AlarmEmail="ops@example.com")
+    topic_id, topic = deployment.one("AWS::SNS::Topic")
+    alarms = deployment.of_type("AWS::CloudWatch::Alarm").values()
+    assert topic["Properties"]["Subscription"] == [{"Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}}]
+    assert {json.dumps(alarm["Properties"]["AlarmActions"]) for alarm in alarms} == {
+        json.dumps([{"Ref": topic_id}])
+    }
+
+
+def test_alarm_topic_arn_is_notified_instead_of_a_new_topic() -> None:
+    topic_arn = "arn:aws:sns:us-east-1:123456789012:ops"
+    deployment = Deployment(AlarmTopicArn=topic_arn, AlarmEmail="ops@example.com")
+    alarms = deployment.of_type("AWS::CloudWatch::Alarm").values()
+    assert deployment.of_type("AWS::SNS::Topic") == {}
+    assert {json.dumps(alarm["Properties"]["AlarmActions"]) for alarm in alarms} == {
+        json.dumps([{"Ref": "AlarmTopicArn"}])
+    }
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        "PairsRegistered",
+        "PairsUnregistered",
+        "ApiCalls",
+        "DriftRepaired",
+        "Blocked",
+        "Failed",
+        "Workloads",
+        "Pairs",
+        "Duration",
+    ],
+)
+def test_dashboard_shows_metric(default: Deployment, metric: str) -> None:
+    _, dashboard = default.one("AWS::CloudWatch::Dashboard")
+    body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert re.search(rf'"{metric}"|MetricName=\\"{metric}\\"', body)
+
+
+def test_dashboard_body_is_json(default: Deployment) -> None:
+    _, dashboard = default.one("AWS::CloudWatch::Dashboard")
+    body = json.loads(dashboard["Properties"]["DashboardBody"]["Fn::Sub"])
+    assert len(body["widgets"]) >= 6
+
+
+@pytest.mark.parametrize(
+    "output", ["FunctionName", "FunctionArn", "SnapshotTableName", "DashboardUrl", "FailureQueueUrl"]
+)
+def test_output_exists(default: Deployment, output: str) -> None:
+    assert default.outputs[output]["Value"]
+
+
+def test_every_parameter_is_used(source: dict[str, Any]) -> None:
+    text = TEMPLATE.read_text(encoding="utf-8").split("\nConditions:", 1)[1]
+    unused = [name for name in source["Parameters"] if not re.search(rf"\b{name}\b", text)]
+    assert unused == []
+
+
+def test_samconfig_deploys_a_dry_run_first() -> None:
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))
+    overrides = dict(
+        item.split("=", 1) for item in config["default"]["deploy"]["parameters"]["parameter_overrides"]
+    )
+    assert overrides["DryRun"] == "true"
+
+
+def test_samconfig_overrides_only_template_parameters(source: dict[str, Any]) -> None:
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))
+    overrides = dict(
+        item.split("=", 1) for item in config["default"]["deploy"]["parameters"]["parameter_overrides"]
+    )
+    assert set(overrides) <= set(source["Parameters"])
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value", "accepted"),
+    [
+        ("PceUrl", "https://pce.example.com:8443", True),
+        ("PceUrl", "http://127.0.0.1:8443", True),
+        ("PceUrl", "https://pce.example.com:8443/api/v2", False),
+        ("PanosUrl", "ftp://panorama.example.com", False),
+        ("PanosVsys", "", True),
+        ("PanosVsys", "vsys2", True),
+        ("PanosVsys", "shared", False),
+        ("PanosTargetSerials", "007051000123456,007051000123457", True),
+        ("PanosTargetSerials", "0070 51", False),
+        ("TagPrefix", "illumio.", True),
+        ("TagPrefix", "it's.", False),
+        ("TagPrefix", " illumio.", False),
+        ("LabelKeys", "*", True),
+        ("LabelKeys", "role,app,env,loc", True),
+        ("LabelKeys", "role,,app", False),
+        ("ScheduleRate", "rate(5 minutes)", True),
+        ("ScheduleRate", "cron(0/10 * * * ? *)", True),
+        ("ScheduleRate", "every 5 minutes", False),
+        ("PceSecretArn", "", True),
+        ("PceSecretArn", PCE_ARN, True),
+        ("PceSecretArn", "dagsync/pce", False),
+    ],
+)
+def test_parameter_pattern(source: dict[str, Any], parameter: str, value: str, accepted: bool) -> None:
+    pattern = source["Parameters"][parameter]["AllowedPattern"]
+    assert (re.fullmatch(pattern, value) is not None) is accepted
+
+
+def test_template_passes_cfn_lint_with_serverless_rules() -> None:
+    from cfnlint.api import ManualArgs, lint_file  # type: ignore[import-untyped]
+
+    matches = lint_file(Path(TEMPLATE), ManualArgs(append_rules=["cfn_lint_serverless.rules"]))
+    assert [str(match) for match in matches] == []
