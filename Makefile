@@ -11,6 +11,8 @@ SAM_STAMP := $(SAM_VENV)/.installed
 $(STAMP): requirements-dev.txt layers/dagsync/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	printf '%s\n' "$(CURDIR)" "$(CURDIR)/layers/dagsync" "$(CURDIR)/functions/dag_sync" \
+		> "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/dagsync-dev.pth"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,4 +1,4 @@
-"""A local deployment: moto, both emulators, the table, the secrets and the function's environment.
+"""A local deployment: moto (in process), both emulators, the table, the secrets and the environment.
 
 The demo, the integration tests and the benchmarks all run the real handler in process
 against it, the way `sam local invoke` would without Docker.
@@ -14,8 +14,9 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools.utilities.parameters import base as parameters_base
-from moto.server import ThreadedMotoServer
+from moto import mock_aws
 
+from app import lambda_handler
 from dagsync.panos import clear_key_cache
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator
@@ -23,8 +24,8 @@ from emulators.server import LoopbackServer
 
 REGION = "eu-west-1"
 TABLE = "dagsync-snapshots"
-PCE_SECRET = "dagsync/pce"
-PANOS_SECRET = "dagsync/panos"
+PCE_SECRET = "dagsync/pce"  # noqa: S105 - a secret's name, not its value
+PANOS_SECRET = "dagsync/panos"  # noqa: S105 - a secret's name, not its value
 PANOS_API_KEY = "test-api-key"
 
 
@@ -57,8 +58,8 @@ def create_table(client: Any, name: str = TABLE) -> None:
 
 def cold_start() -> None:
     """Forget cached secrets, clients and generated API keys, as a new Lambda container would."""
-    parameters_base.clear_caches()
-    parameters_base.DEFAULT_PROVIDERS.clear()
+    parameters_base.clear_caches()  # type: ignore[no-untyped-call]
+    parameters_base.DEFAULT_PROVIDERS.clear()  # type: ignore[attr-defined]
     clear_key_cache()
 
 
@@ -71,32 +72,24 @@ class LocalDeployment:
         pce: PceEmulator | None = None,
         panos: PanosEmulator | None = None,
         settings: Mapping[str, str] | None = None,
-        moto_url: str | None = None,
     ) -> None:
         self.pce = pce or PceEmulator()
         self.panos = panos or PanosEmulator("panorama", api_keys=(PANOS_API_KEY,))
         self._settings = dict(settings or {})
-        self._moto_url = moto_url
-        self._moto: ThreadedMotoServer | None = None
+        self._aws = mock_aws()
         self._servers: list[LoopbackServer] = []
         self._saved_env: dict[str, str | None] = {}
         self.env: dict[str, str] = {}
 
     def __enter__(self) -> "LocalDeployment":
-        if self._moto_url is None:
-            self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-            self._moto.start()
-            host, port = self._moto.get_host_and_port()
-            self._moto_url = f"http://{host}:{port}"
         pce_server = LoopbackServer(self.pce).start()
         panos_server = LoopbackServer(self.panos).start()
         self._servers = [pce_server, panos_server]
         self.env = {
-            "AWS_ENDPOINT_URL": self._moto_url,
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
             "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto's placeholder
+            "AWS_SECRET_ACCESS_KEY": "testing",
             "POWERTOOLS_SERVICE_NAME": "dagsync",
             "POWERTOOLS_METRICS_NAMESPACE": "DagSync",
             "PCE_URL": pce_server.url,
@@ -111,14 +104,14 @@ class LocalDeployment:
             self._saved_env[name] = os.environ.get(name)
             os.environ[name] = value
         cold_start()
+        self._aws.start()
         self._provision()
         return self
 
     def __exit__(self, *exc: object) -> None:
         for server in self._servers:
             server.stop()
-        if self._moto is not None:
-            self._moto.stop()
+        self._aws.stop()
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -126,13 +119,8 @@ class LocalDeployment:
                 os.environ[name] = value
         cold_start()
 
-    @property
-    def aws_url(self) -> str:
-        assert self._moto_url is not None
-        return self._moto_url
-
-    def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.aws_url, region_name=REGION)
+    def client(self, service: Any) -> Any:
+        return boto3.client(service, region_name=REGION)
 
     def _provision(self) -> None:
         create_table(self.client("dynamodb"))
@@ -149,8 +137,6 @@ class LocalDeployment:
 
     def invoke(self, event: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Run the real handler once; a failed or partial run raises, as it does in Lambda."""
-        from app import lambda_handler
-
         result: dict[str, Any] = lambda_handler(dict(event or {}), FakeContext())
         return result
 

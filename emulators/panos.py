@@ -121,13 +121,14 @@ class LoggedRequest:
     body_bytes: int
     uid: dict[str, int] = field(default_factory=dict)  # verb -> entries ("clear" -> 1)
     uid_ips: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    uid_pairs: dict[str, frozenset[tuple[str, str]]] = field(default_factory=dict)  # verb -> (ip, tag)
     status: int = 0
     fault: str | None = None
 
 
 @dataclass
 class _Fault:
-    kind: Literal["http", "code", "reset", "reset-after", "delay", "not-xml", "malicious"]
+    kind: Literal["pass", "http", "code", "reset", "reset-after", "delay", "not-xml", "malicious"]
     type: str | None = None  # only requests of this `type=`; None matches any
     status: int = 503
     code: str = "22"
@@ -188,6 +189,7 @@ class PanosEmulator:
         self._faults: deque[_Fault] = deque()
         self._revoke_after: int | None = None
         self._log: list[LoggedRequest] = []
+        self._issued: list[str] = []
         for child in firewalls:
             self.add_firewall(child)
 
@@ -211,6 +213,16 @@ class PanosEmulator:
     def add_api_key(self, key: str) -> None:
         with self._lock:
             self._keys[key] = None
+
+    def add_user(self, user: str, password: str) -> None:
+        """An admin whose credentials keygen accepts."""
+        with self._lock:
+            self._users[user] = password
+
+    def issued_keys(self) -> list[str]:
+        """Every key keygen ever handed out, for tests that check no key leaks."""
+        with self._lock:
+            return list(self._issued)
 
     def revoke_keys(self) -> None:
         """Every key stops working (password change, "Expire all API keys"); keygen gives new ones."""
@@ -244,14 +256,24 @@ class PanosEmulator:
             if delay is not None:
                 self.unreachable_delay = delay
 
-    def fail_next(self, count: int = 1, *, status: int = 503, type: str | None = None) -> None:
+    def fail_next(
+        self, count: int = 1, *, status: int = 503, type: str | None = None, after: int = 0
+    ) -> None:
+        """Answer HTTP `status` to `count` requests, once `after` matching requests went through."""
+        self._queue(after, _Fault("pass", type=type))
         self._queue(count, _Fault("http", type=type, status=status))
 
-    def error_code_next(self, count: int = 1, *, code: str = "22", type: str | None = None) -> None:
+    def error_code_next(
+        self, count: int = 1, *, code: str = "22", type: str | None = None, after: int = 0
+    ) -> None:
+        self._queue(after, _Fault("pass", type=type))
         self._queue(count, _Fault("code", type=type, code=code))
 
-    def reset_next(self, count: int = 1, *, after_apply: bool = False, type: str | None = None) -> None:
+    def reset_next(
+        self, count: int = 1, *, after_apply: bool = False, type: str | None = None, after: int = 0
+    ) -> None:
         """Drop the connection; with after_apply the request takes effect first (a lost answer)."""
+        self._queue(after, _Fault("pass", type=type))
         self._queue(count, _Fault("reset-after" if after_apply else "reset", type=type))
 
     def delay_next(self, count: int = 1, *, seconds: float, type: str | None = None) -> None:
@@ -473,6 +495,8 @@ class PanosEmulator:
 
     def _apply_fault(self, fault: _Fault) -> Response | None:
         match fault.kind:
+            case "pass":
+                return None
             case "http":
                 body = f"<html><body><h1>{fault.status} Service Unavailable</h1></body></html>".encode()
                 return Response(fault.status, body, {"Content-Type": "text/html"})
@@ -504,6 +528,7 @@ class PanosEmulator:
                     del self._keys[old]
             key = _derive_key(user, password, self._epoch.get(user, 0))
             self._keys[key] = user
+            self._issued.append(key)
         return _xml_success(_element("key", text=key))
 
     def _authorised(self, key: str | None, carrier: KeyCarrier | None, request: Request) -> bool:
@@ -572,6 +597,11 @@ class PanosEmulator:
             count = 1 if section.tag == "clear" else len(section.findall("entry"))
             log.uid[section.tag] = log.uid.get(section.tag, 0) + count
             log.uid_ips[section.tag] = tuple(e.get("ip") or "" for e in section.findall("entry"))
+            log.uid_pairs[section.tag] = frozenset(
+                (entry.get("ip") or "", member.text or "")
+                for entry in section.findall("entry")
+                for member in entry.findall("tag/member")
+            )
         failures: dict[str, list[tuple[str, str]]] = {}
         with self._lock:
             table = device.table(device.table_name(vsys))

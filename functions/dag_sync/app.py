@@ -55,5 +55,7 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
 def _failure_message(result: RunResult) -> str:
     if result.error is not None:
         return result.error
-    failing = [f"{t.target}: {t.status}: {t.error}" for t in result.targets if t.status in {"failed", "partial"}]
+    failing = [
+        f"{t.target}: {t.status}: {t.error}" for t in result.targets if t.status in {"failed", "partial"}
+    ]
     return f"run {result.status}; " + "; ".join(failing)

@@ -32,7 +32,6 @@ SNAPSHOT_ACTIONS = {
     "dynamodb:BatchGetItem",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
     "dynamodb:BatchWriteItem",
     "dynamodb:Query",
 }
@@ -292,13 +291,19 @@ def test_schedule_expression_comes_from_parameter(default: Deployment) -> None:
     assert schedule["Properties"]["ScheduleExpression"] == {"Ref": "ScheduleRate"}
 
 
-def test_schedule_invokes_the_function_with_sync_mode(default: Deployment) -> None:
+def test_schedule_sends_a_scheduled_event_the_handler_accepts(default: Deployment) -> None:
+    from dagsync.events import SyncRequest, parse_event
+
     _, schedule = default.one("AWS::Scheduler::Schedule")
     target = schedule["Properties"]["Target"]
-    assert (target["Arn"], json.loads(target["Input"])) == (
-        {"Fn::GetAtt": ["DagSyncFunction", "Arn"]},
-        {"mode": "sync"},
+    assert target["Arn"] == {"Fn::GetAtt": ["DagSyncFunction", "Arn"]}
+    template = target["Input"]["Fn::Sub"]
+    rendered = (
+        template.replace("${AWS::AccountId}", "123456789012")
+        .replace("${AWS::Region}", "eu-west-1")
+        .replace("<aws.scheduler.scheduled-time>", "2026-11-26T12:00:00Z")
     )
+    assert parse_event(json.loads(rendered)) == SyncRequest(mode="sync", trigger="schedule")
 
 
 def test_schedule_does_not_retry_because_the_next_run_does(default: Deployment) -> None:
@@ -340,9 +345,8 @@ def test_snapshot_table_is_encrypted(default: Deployment) -> None:
     assert default.properties("SnapshotTable")["SSESpecification"]["SSEEnabled"] is True
 
 
-def test_snapshot_table_expires_items_on_expires_at(default: Deployment) -> None:
-    ttl = default.properties("SnapshotTable")["TimeToLiveSpecification"]
-    assert ttl == {"AttributeName": "expires_at", "Enabled": True}
+def test_snapshot_table_has_no_ttl_that_could_delete_live_items(default: Deployment) -> None:
+    assert "TimeToLiveSpecification" not in default.properties("SnapshotTable")
 
 
 def test_snapshot_table_is_retained_on_delete_and_replace(default: Deployment) -> None:

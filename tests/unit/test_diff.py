@@ -12,7 +12,9 @@ def test_register_is_desired_minus_confirmed():
 
 
 def test_unregister_is_previous_minus_desired():
-    plan = plan_changes({"10.0.0.1": frozenset({A})}, {"10.0.0.1": frozenset({A, B}), "10.0.0.2": frozenset({A})}, {})
+    plan = plan_changes(
+        {"10.0.0.1": frozenset({A})}, {"10.0.0.1": frozenset({A, B}), "10.0.0.2": frozenset({A})}, {}
+    )
     assert plan.unregister == {"10.0.0.1": frozenset({B}), "10.0.0.2": frozenset({A})}
     assert plan.register == {}
 
@@ -56,6 +58,6 @@ def test_guard_ignores_small_previous_states():
 
 
 def test_with_prefix_keeps_only_our_tags():
-    assert with_prefix({"10.0.0.1": frozenset({A, "other.tag"}), "10.0.0.2": frozenset({"x"})}, "illumio.") == {
-        "10.0.0.1": frozenset({A})
-    }
+    assert with_prefix(
+        {"10.0.0.1": frozenset({A, "other.tag"}), "10.0.0.2": frozenset({"x"})}, "illumio."
+    ) == {"10.0.0.1": frozenset({A})}

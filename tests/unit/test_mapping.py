@@ -8,11 +8,15 @@ from dagsync.models import Workload
 DEFAULT_KEYS = frozenset({"role", "app", "env", "loc"})
 
 
-def workload(href: str = "/orgs/1/workloads/a", labels=(("env", "Prod"),), addresses=("10.0.0.1",)) -> Workload:
+def workload(
+    href: str = "/orgs/1/workloads/a", labels=(("env", "Prod"),), addresses=("10.0.0.1",)
+) -> Workload:
     return Workload(href=href, labels=tuple(labels), addresses=tuple(addresses))
 
 
-def desired(*workloads: Workload, keys=DEFAULT_KEYS, ipv6=True, prefix="illumio.") -> dict[str, frozenset[str]]:
+def desired(
+    *workloads: Workload, keys=DEFAULT_KEYS, ipv6=True, prefix="illumio."
+) -> dict[str, frozenset[str]]:
     return map_workloads(workloads, prefix=prefix, label_keys=keys, include_ipv6=ipv6).desired
 
 
@@ -21,7 +25,7 @@ def test_tag_is_prefix_key_dot_value():
 
 
 def test_quotes_become_underscores():
-    assert make_tag("illumio.", "app", "O'Brien \"HR\"") == "illumio.app.O_Brien _HR_"
+    assert make_tag("illumio.", "app", 'O\'Brien "HR"') == "illumio.app.O_Brien _HR_"
 
 
 def test_whitespace_runs_collapse_and_ends_are_trimmed():

@@ -300,7 +300,7 @@ def test_load_reads_shards_in_batches_of_100_keys(dynamodb: Any, clock: Clock) -
 
     make_store(proxy, clock).load(TARGET)
 
-    batches = [len(kwargs["RequestItems"][TABLE]["Keys"]) for name, kwargs in proxy.calls[1:]]
+    batches = [len(kwargs["RequestItems"][TABLE]["Keys"]) for _, kwargs in proxy.calls[1:]]
     assert batches == [100, 100, 56]
     assert all(kwargs["RequestItems"][TABLE]["ConsistentRead"] for _, kwargs in proxy.calls[1:])
 
@@ -738,7 +738,8 @@ def test_store_creates_a_client_with_standard_retries_on_first_use(dynamodb: Any
     store = SnapshotStore(TABLE)
 
     assert store.load(TARGET).generation == 0
-    assert store.client.meta.config.retries == {"mode": "standard", "total_max_attempts": 6}
+    config: Any = store.client.meta.config
+    assert config.retries == {"mode": "standard", "total_max_attempts": 6}
 
 
 @pytest.mark.parametrize("run_id", ["", "run#1"])

@@ -7,7 +7,7 @@ registrations before unregistrations in batches, and commit what the device conf
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from aws_lambda_powertools import Logger
 
@@ -51,7 +51,9 @@ class Device(Protocol):
 
     def unregister(self, entries: TagMap) -> UidOutcome: ...
 
-    def registered_ips(self, *, ip: str | None = None, tag: str | None = None) -> Mapping[str, RegisteredIp]: ...
+    def registered_ips(
+        self, *, ip: str | None = None, tag: str | None = None
+    ) -> Mapping[str, RegisteredIp]: ...
 
 
 class Store(Protocol):
@@ -62,6 +64,18 @@ class Store(Protocol):
     def commit(self, lease: Lease, confirmed: TagMap, uncertain: TagMap) -> int: ...
 
     def release(self, lease: Lease) -> None: ...
+
+
+@dataclass
+class _TargetRun:
+    """What one target's sync works with, and the result it fills in."""
+
+    target: Target
+    device: Device
+    desired: TagMap
+    request: SyncRequest
+    dry_run: bool
+    result: TargetResult
 
 
 @dataclass
@@ -107,7 +121,11 @@ class SyncEngine:
             logger.error("PCE inventory incomplete; no target was touched", extra={"error": str(exc)})
             result.error = str(exc)
         else:
-            result.workloads, result.pairs, result.warnings = mapping.workloads, mapping.pairs, mapping.warnings
+            result.workloads, result.pairs, result.warnings = (
+                mapping.workloads,
+                mapping.pairs,
+                mapping.warnings,
+            )
             for warning in mapping.warnings:
                 logger.warning(warning)
             for target in self._settings.targets:
@@ -125,12 +143,15 @@ class SyncEngine:
             reserved_ips=frozenset({CANARY_IP}),
         )
 
-    def _sync_target(self, target: Target, desired: TagMap, request: SyncRequest, dry_run: bool) -> TargetResult:
+    def _sync_target(
+        self, target: Target, desired: TagMap, request: SyncRequest, dry_run: bool
+    ) -> TargetResult:
+        """One target, isolated: whatever goes wrong here is this target's status, not the run's."""
         result = TargetResult(target=target.name)
         device: Device | None = None
         try:
             device = self._device_for(target)
-            self._sync(target, device, desired, request, dry_run, result)
+            self._sync(_TargetRun(target, device, desired, request, dry_run, result))
         except SnapshotConflict as exc:
             result.status, result.error = "conflict", str(exc)
             logger.warning("another run holds this target; nothing committed", extra={"target": target.name})
@@ -144,48 +165,27 @@ class SyncEngine:
             result.api_calls = device.api_calls
         return result
 
-    def _sync(
-        self,
-        target: Target,
-        device: Device,
-        desired: TagMap,
-        request: SyncRequest,
-        dry_run: bool,
-        result: TargetResult,
-    ) -> None:
-        snapshot = self._store.load(target.name)
+    def _sync(self, run: _TargetRun) -> None:
+        snapshot = self._store.load(run.target.name)
         # A snapshot written under another TAG_PREFIX holds tags we no longer own: leave them be.
         confirmed: TagMap = with_prefix(snapshot.confirmed, self._settings.tag_prefix)
         uncertain: TagMap = with_prefix(snapshot.uncertain, self._settings.tag_prefix)
-        drift_reason = self._drift_reason(request, snapshot, device)
+        drift_reason = self._drift_reason(run.request, snapshot, run.device)
         if drift_reason is not None:
-            on_device = self._our_pairs_on(device)
-            drift = count_pairs(subtract(on_device, confirmed)) + count_pairs(
-                subtract(confirmed, on_device)
-            )
+            on_device = self._our_pairs_on(run.device)
+            drift = count_pairs(subtract(on_device, confirmed)) + count_pairs(subtract(confirmed, on_device))
             logger.warning(
                 "reconciling against the device",
-                extra={"target": target.name, "reason": drift_reason, "drifted_pairs": drift},
+                extra={"target": run.target.name, "reason": drift_reason, "drifted_pairs": drift},
             )
-            result.reconciled, result.drift_repaired = True, drift
+            run.result.reconciled, run.result.drift_repaired = True, drift
             confirmed, uncertain = on_device, {}
-        plan = plan_changes(desired, confirmed, uncertain)
-        previous_pairs = count_pairs(confirmed) + count_pairs(uncertain)
-        if removal_blocked(plan, previous_pairs, self._settings.max_removal_ratio) and not request.force:
-            result.status = "blocked"
-            result.error = (
-                f"removal guard: {plan.unregister_count} of {previous_pairs} pairs would be unregistered, "
-                f"more than MAX_REMOVAL_RATIO={self._settings.max_removal_ratio}; "
-                'nothing was sent. Check the PCE, then run with {"force": true} if this is intended'
-            )
-            result.drift_repaired = 0
-            logger.error("removal guard blocked the target", extra={"target": target.name, "error": result.error})
-            if dry_run:
-                result.plan = plan.as_lists()
+        plan = plan_changes(run.desired, confirmed, uncertain)
+        if self._blocked(run, plan, count_pairs(confirmed) + count_pairs(uncertain)):
             return
-        if dry_run:
-            result.plan = plan.as_lists()
-            result.registered, result.unregistered = plan.register_count, plan.unregister_count
+        if run.dry_run:
+            run.result.plan = plan.as_lists()
+            run.result.registered, run.result.unregistered = plan.register_count, plan.unregister_count
             return
         needs_canary = snapshot.generation == 0 or drift_reason is not None
         if plan.empty and not needs_canary:
@@ -193,10 +193,29 @@ class SyncEngine:
         lease = self._store.acquire(snapshot, self._run_id, self._lease_seconds)
         committed = False
         try:
-            committed = self._push_and_commit(target, device, lease, plan, confirmed, uncertain, needs_canary, result)
+            self._push_and_commit(run, lease, plan, (confirmed, uncertain), needs_canary=needs_canary)
+            committed = True
         finally:
             if not committed:
                 self._store.release(lease)
+
+    def _blocked(self, run: _TargetRun, plan: Plan, previous_pairs: int) -> bool:
+        """The removal guard (SPEC §4.3); `force` lets a run through it."""
+        if run.request.force or not removal_blocked(plan, previous_pairs, self._settings.max_removal_ratio):
+            return False
+        run.result.status = "blocked"
+        run.result.drift_repaired = 0
+        run.result.error = (
+            f"removal guard: {plan.unregister_count} of {previous_pairs} pairs would be unregistered, "
+            f"more than MAX_REMOVAL_RATIO={self._settings.max_removal_ratio}; nothing was sent. "
+            'Check the PCE, then run with {"force": true} if this is intended'
+        )
+        logger.error(
+            "removal guard blocked the target", extra={"target": run.target.name, "error": run.result.error}
+        )
+        if run.dry_run:
+            run.result.plan = plan.as_lists()
+        return True
 
     def _drift_reason(self, request: SyncRequest, snapshot: Snapshot, device: Device) -> str | None:
         if request.mode == "reconcile":
@@ -212,54 +231,60 @@ class SyncEngine:
 
     def _push_and_commit(
         self,
-        target: Target,
-        device: Device,
+        run: _TargetRun,
         lease: Lease,
         plan: Plan,
-        confirmed: TagMap,
-        uncertain: TagMap,
+        previous: tuple[TagMap, TagMap],
+        *,
         needs_canary: bool,
-        result: TargetResult,
-    ) -> bool:
-        registered = self._push(target, device, "register", plan.register)
+    ) -> None:
+        """Registrations, then unregistrations, then one commit of what the device confirmed."""
+        confirmed, uncertain = previous
+        registered = self._push(run, "register", plan.register)
         unregistered = _Push()
         if registered.error is None:
-            unregistered = self._push(target, device, "unregister", plan.unregister)
+            unregistered = self._push(run, "unregister", plan.unregister)
         error = registered.error or unregistered.error
         if needs_canary and error is None:
-            device.register({CANARY_IP: frozenset({self.canary_tag})}, persistent=False)
+            run.device.register({CANARY_IP: frozenset({self.canary_tag})}, persistent=False)
         settled = union(registered.done, unregistered.done)
         unsettled = union(registered.failed, unregistered.failed)
         new_confirmed = union(subtract(subtract(confirmed, unregistered.done), unsettled), registered.done)
         new_uncertain = union(subtract(uncertain, settled), unsettled)
         self._store.commit(lease, new_confirmed, new_uncertain)
-        result.registered = count_pairs(registered.done)
-        result.unregistered = count_pairs(unregistered.done)
+        run.result.registered = count_pairs(registered.done)
+        run.result.unregistered = count_pairs(unregistered.done)
         if error is not None:
-            result.status, result.error = "failed", str(error)
+            run.result.status, run.result.error = "failed", str(error)
         elif unsettled:
-            result.status = "partial"
-            result.error = f"{count_pairs(unsettled)} pairs were refused by the device; the next run retries them"
-        return True
+            run.result.status = "partial"
+            run.result.error = (
+                f"{count_pairs(unsettled)} pairs were refused by the device; the next run retries them"
+            )
 
-    def _push(self, target: Target, device: Device, verb: str, entries: TagMap) -> _Push:
+    def _push(self, run: _TargetRun, verb: Literal["register", "unregister"], entries: TagMap) -> _Push:
+        """Send `entries` in batches; stop at the first batch the device cannot take."""
         push = _Push()
-        send = device.register if verb == "register" else device.unregister
+        send = run.device.register if verb == "register" else run.device.unregister
+        name = run.target.name
         for batch in chunk_entries(entries, self._settings.batch_size):
             try:
                 outcome = send(batch)
             except PanosError as exc:
                 push.failed.update(batch)
                 push.error = exc
-                logger.error(f"{verb} batch failed; stopping this target", extra={"target": target.name})
+                logger.error(f"{verb} batch failed; stopping this target", extra={"target": name})
                 return push
             for ip, tags in batch.items():
                 if ip in outcome.failed:
                     push.failed[ip] = tags
                     logger.error(
-                        f"{verb} refused", extra={"target": target.name, "ip": ip, "message": outcome.failed[ip]}
+                        f"{verb} refused",
+                        extra={"target": name, "ip": ip, "device_message": outcome.failed[ip]},
                     )
                 else:
                     push.done[ip] = tags
-                    logger.info("audit", extra={"action": verb, "target": target.name, "ip": ip, "tags": sorted(tags)})
+                    logger.info(
+                        "audit", extra={"action": verb, "target": name, "ip": ip, "tags": sorted(tags)}
+                    )
         return push
