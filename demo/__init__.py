@@ -1,0 +1,1 @@
+"""`make demo`: DAG Sync end to end against the bundled emulators and moto."""

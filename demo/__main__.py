@@ -1,0 +1,109 @@
+"""Runs the real handler twice against the emulators, changing the estate in between.
+
+Prints each run's summary and the membership of a few Dynamic Address Groups, as an
+operator would see them on Panorama.
+"""
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+# The function's own JSON logs and EMF metrics would bury the demo's output.
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+
+from emulators.local import LocalDeployment
+from emulators.panos import PanosEmulator
+from emulators.pce import PceEmulator
+
+EVENTS = Path(__file__).resolve().parents[1] / "events"
+DAGS = {
+    "ordering-dev": "'illumio.env.Development' and 'illumio.app.Ordering'",
+    "ordering-prod": "'illumio.env.Production' and 'illumio.app.Ordering'",
+    "payments": "'illumio.app.Payments'",
+    "quarantine": "'illumio.env.Quarantine'",
+}
+
+
+def workload(name: str, labels: dict[str, str], addresses: list[str]) -> dict[str, Any]:
+    return {
+        "href": f"/orgs/1/workloads/{name}",
+        "hostname": name,
+        "managed": True,
+        "deleted": False,
+        "labels": [{"href": f"/orgs/1/labels/{k}-{v}", "key": k, "value": v} for k, v in labels.items()],
+        "interfaces": [{"name": f"eth{i}", "address": a} for i, a in enumerate(addresses)],
+    }
+
+
+ESTATE = [
+    workload(
+        "ordering-web-1", {"role": "Web", "app": "Ordering", "env": "Development"}, ["10.10.1.11", "fe80::11"]
+    ),
+    workload("ordering-web-2", {"role": "Web", "app": "Ordering", "env": "Production"}, ["10.20.1.12"]),
+    workload("ordering-db", {"role": "Database", "app": "Ordering", "env": "Production"}, ["10.20.1.13"]),
+    workload("payments-api-1", {"role": "API", "app": "Payments", "env": "Production"}, ["10.20.2.21"]),
+    workload("payments-api-2", {"role": "API", "app": "Payments", "env": "Production"}, ["10.20.2.22"]),
+    workload("payments-vip-a", {"role": "LB", "app": "Payments", "env": "Production"}, ["10.20.2.100"]),
+    workload("payments-vip-b", {"role": "LB", "app": "Payments", "env": "Production"}, ["10.20.2.100"]),
+]
+
+
+def show(title: str, summary: dict[str, Any], panos: PanosEmulator) -> None:
+    print(f"\n=== {title} ===")
+    target = summary["targets"][0]
+    print(
+        f"status {summary['status']}: {summary['workloads']} workloads, {summary['pairs']} pairs desired; "
+        f"registered {target['registered']}, unregistered {target['unregistered']}, "
+        f"{target['api_calls']} PAN-OS API calls, {summary['duration_ms']} ms"
+    )
+    for warning in summary["warnings"]:
+        print(f"warning: {warning}")
+    print("DAG membership on Panorama:")
+    for name, dag_filter in DAGS.items():
+        members = ", ".join(panos.dag_members(dag_filter)) or "(empty)"
+        print(f"  {name:<14} {dag_filter:<55} {members}")
+
+
+def main() -> None:
+    pce = PceEmulator(workloads=ESTATE)
+    pce.retry_after, pce.running_polls = 0, 0
+    panos = PanosEmulator("panorama", api_keys=("test-api-key",))
+    scheduled = json.loads((EVENTS / "scheduled.json").read_text())
+    with LocalDeployment(pce=pce, panos=panos) as deployment:
+        print(f"PCE emulator     {deployment.env['PCE_URL']}")
+        print(f"PAN-OS emulator  {deployment.env['PANOS_URL']} (Panorama)")
+        print("AWS              moto (DynamoDB table and two secrets)")
+        show("run 1: first sync (events/scheduled.json)", deployment.invoke(scheduled), panos)
+
+        print("\nChanging the estate on the PCE:")
+        print("  ordering-web-1 relabelled env Development -> Quarantine")
+        pce.relabel("/orgs/1/workloads/ordering-web-1", "env", "Quarantine")
+        print("  ordering-db moved from 10.20.1.13 to 10.20.1.14")
+        pce.set_addresses("/orgs/1/workloads/ordering-db", ["10.20.1.14"])
+        print("  payments-api-2 deleted")
+        pce.delete_workload("/orgs/1/workloads/payments-api-2")
+        print("  ordering-web-3 added in Production at 10.20.1.15")
+        pce.upsert_workload(
+            workload(
+                "ordering-web-3", {"role": "Web", "app": "Ordering", "env": "Production"}, ["10.20.1.15"]
+            )
+        )
+        panos.clear_log()
+        show("run 2: the difference only", deployment.invoke(scheduled), panos)
+        for entry in panos.calls("user-id"):
+            for verb, pairs in entry.uid_pairs.items():
+                for ip, tag in sorted(pairs):
+                    print(f"  sent {verb:<10} {ip:<12} {tag}")
+
+        panos.clear_log()
+        show("run 3: nothing changed", deployment.invoke(scheduled), panos)
+        print(
+            f"  device calls this run: {[entry.params.get('type') for entry in panos.requests]} (the canary check)"
+        )
+    print("\nAll emulators stopped.")
+
+
+if __name__ == "__main__":
+    main()
