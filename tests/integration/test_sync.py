@@ -312,3 +312,21 @@ class TestPartialFailure:
         panos.set_capacity(None)
         assert deployment.invoke(SCHEDULED)["status"] == "ok"
         assert len(ours(panos.table())) == 5
+
+
+def test_every_changed_pair_is_logged_once_as_an_audit_line(deployment, pce, capsys):
+    deployment.invoke(SCHEDULED)
+    pce.relabel("/orgs/1/workloads/web1", "env", "Quarantine")
+    capsys.readouterr()
+    deployment.invoke(SCHEDULED)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    audited = [
+        (line["action"], line["ip"], tag)
+        for line in lines
+        if line.get("message") == "audit"
+        for tag in line["tags"]
+    ]
+    assert sorted(audited) == [
+        ("register", "10.1.0.1", "illumio.env.Quarantine"),
+        ("unregister", "10.1.0.1", "illumio.env.Development"),
+    ]
