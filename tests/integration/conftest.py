@@ -1,12 +1,14 @@
 """Integration fixtures: the real handler, moto, and both emulators over loopback HTTP."""
 
+import io
+import json
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from dagsync import runtime
+from dagsync import observability, runtime
 from dagsync.http import RetryPolicy
 from emulators.local import LocalDeployment
 from emulators.panos import PanosEmulator
@@ -84,4 +86,13 @@ def deployment(pce: PceEmulator, panos: PanosEmulator, settings: dict[str, str])
         yield local
 
 
-Invoke = Callable[..., dict[str, Any]]
+@pytest.fixture
+def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """Every structured log line the function writes (its own logger and its children), parsed."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(observability.logger.registered_formatter)
+    service_logger = logging.getLogger(observability.SERVICE)
+    service_logger.addHandler(handler)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+    service_logger.removeHandler(handler)

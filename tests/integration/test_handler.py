@@ -152,7 +152,7 @@ def test_summary_has_the_documented_shape(deployment):
     }
 
 
-def test_secrets_never_appear_in_logs_or_results(pce, panos, capsys):
+def test_secrets_never_appear_in_logs_or_results(pce, panos, capsys, log_lines):
     panos.add_user("dagsync", "pw-7f3a9c")
     with LocalDeployment(pce=pce, panos=panos) as local:
         local.put_secret(PANOS_SECRET, json.dumps({"username": "dagsync", "password": "pw-7f3a9c"}))
@@ -168,7 +168,9 @@ def test_secrets_never_appear_in_logs_or_results(pce, panos, capsys):
         results.append(str(failure.value))
         generated_keys = list(panos.issued_keys())
     captured = capsys.readouterr()
-    everything = captured.out + captured.err + "".join(results)
+    lines = log_lines()
+    assert any(line.get("message") == "run summary" for line in lines)
+    everything = captured.out + captured.err + json.dumps(lines) + "".join(results)
     for secret in [pce.secret, "pw-7f3a9c", *generated_keys]:
         assert secret not in everything
     assert "PCE" in results[1]
