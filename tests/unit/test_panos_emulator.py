@@ -171,6 +171,13 @@ def test_reboot_drops_non_persistent_entries_and_keeps_persistent_ones(device: P
     assert device.table() == {"10.0.0.1": frozenset({"illumio.a"})}
 
 
+def test_reboot_that_loses_the_persistent_store_drops_every_entry(device: PanosEmulator) -> None:
+    register(device, {"10.0.0.1": ["illumio.a"]}, persistent="1")
+    register(device, {"10.0.0.2": ["illumio.a"]}, persistent="0")
+    device.reboot(keep_persistent=False)
+    assert device.table() == {}
+
+
 def test_persistent_defaults_to_one(device: PanosEmulator) -> None:
     register(device, {"10.0.0.1": ["illumio.a"]}, persistent=None)
     device.reboot()

@@ -22,23 +22,6 @@ MakeClient = Callable[..., PceClient]
 WRONG_SECRET = "wrong-secret-5f2e9a0c7d1b4e3f"
 
 
-@pytest.fixture(scope="module")
-def current() -> CurrentApp:
-    return CurrentApp()
-
-
-@pytest.fixture(scope="module")
-def server(current: CurrentApp) -> Iterator[LoopbackServer]:
-    with LoopbackServer(current) as running:
-        yield running
-
-
-@pytest.fixture
-def pce(current: CurrentApp) -> PceEmulator:
-    current.app = PceEmulator()
-    return current.app
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

@@ -9,24 +9,7 @@ import requests
 from emulators.estate import generate_estate
 from emulators.pce import PceEmulator
 from emulators.server import LoopbackServer
-from tests.unit.pce_support import ORG, CurrentApp, workload
-
-
-@pytest.fixture(scope="module")
-def current() -> CurrentApp:
-    return CurrentApp()
-
-
-@pytest.fixture(scope="module")
-def server(current: CurrentApp) -> Iterator[LoopbackServer]:
-    with LoopbackServer(current) as running:
-        yield running
-
-
-@pytest.fixture
-def pce(current: CurrentApp) -> PceEmulator:
-    current.app = PceEmulator()
-    return current.app
+from tests.unit.pce_support import ORG, workload
 
 
 @pytest.fixture
