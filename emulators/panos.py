@@ -305,13 +305,17 @@ class PanosEmulator:
         with self._lock:
             self.clock += seconds
 
-    def reboot(self, *, serial: str | None = None) -> None:
-        """Restart the device: non-persistent entries are lost, persistent ones survive."""
+    def reboot(self, *, serial: str | None = None, keep_persistent: bool = True) -> None:
+        """Restart the device: non-persistent entries are lost, persistent ones survive.
+
+        `keep_persistent=False` models a restart that loses the persistent store too: a replaced
+        or re-imaged unit restored from its configuration, or an HA peer that never held the entries.
+        """
         with self._lock:
             device = self._select(serial)
             for table in device.tables.values():
                 self._expire(table)
-                for ip in [ip for ip, record in table.items() if not record.persistent]:
+                for ip in [ip for ip, record in table.items() if not (record.persistent and keep_persistent)]:
                     del table[ip]
 
     def clear_table(self, *, serial: str | None = None, vsys: str | None = None) -> None:
