@@ -281,47 +281,72 @@ def test_log_group_retention_comes_from_parameter(default: Deployment) -> None:
     assert default.properties("DagSyncLogGroup")["RetentionInDays"] == {"Ref": "LogRetentionDays"}
 
 
-def test_schedule_is_a_scheduler_schedule_named_after_the_stack(default: Deployment) -> None:
-    _, schedule = default.one("AWS::Scheduler::Schedule")
-    assert schedule["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-sync"}
+def schedule_named(deployment: Deployment, suffix: str) -> dict[str, Any]:
+    """The Scheduler schedule whose name is the stack name plus `suffix`."""
+    (schedule,) = [
+        resource
+        for resource in deployment.of_type("AWS::Scheduler::Schedule").values()
+        if resource["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-" + suffix}
+    ]
+    return schedule
 
 
-def test_schedule_expression_comes_from_parameter(default: Deployment) -> None:
-    _, schedule = default.one("AWS::Scheduler::Schedule")
-    assert schedule["Properties"]["ScheduleExpression"] == {"Ref": "ScheduleRate"}
-
-
-def test_schedule_sends_a_scheduled_event_the_handler_accepts(default: Deployment) -> None:
-    from dagsync.events import SyncRequest, parse_event
-
-    _, schedule = default.one("AWS::Scheduler::Schedule")
-    target = schedule["Properties"]["Target"]
-    assert target["Arn"] == {"Fn::GetAtt": ["DagSyncFunction", "Arn"]}
-    template = target["Input"]["Fn::Sub"]
-    rendered = (
+def rendered_input(schedule: dict[str, Any]) -> Any:
+    template = schedule["Properties"]["Target"]["Input"]["Fn::Sub"]
+    return json.loads(
         template.replace("${AWS::AccountId}", "123456789012")
         .replace("${AWS::Region}", "eu-west-1")
         .replace("<aws.scheduler.scheduled-time>", "2026-11-26T12:00:00Z")
     )
-    assert parse_event(json.loads(rendered)) == SyncRequest(mode="sync", trigger="schedule")
 
 
-def test_schedule_does_not_retry_because_the_next_run_does(default: Deployment) -> None:
-    _, schedule = default.one("AWS::Scheduler::Schedule")
-    assert schedule["Properties"]["Target"]["RetryPolicy"]["MaximumRetryAttempts"] == 0
+def test_schedules_are_scheduler_schedules_named_after_the_stack(default: Deployment) -> None:
+    names = {r["Properties"]["Name"]["Fn::Sub"] for r in default.of_type("AWS::Scheduler::Schedule").values()}
+    assert names == {"${AWS::StackName}-sync", "${AWS::StackName}-reconcile"}
 
 
-def test_undeliverable_schedule_events_go_to_failure_queue(default: Deployment) -> None:
-    _, schedule = default.one("AWS::Scheduler::Schedule")
-    assert schedule["Properties"]["Target"]["DeadLetterConfig"] == {
+@pytest.mark.parametrize(("suffix", "parameter"), [("sync", "ScheduleRate"), ("reconcile", "ReconcileRate")])
+def test_schedule_expression_comes_from_parameter(default: Deployment, suffix: str, parameter: str) -> None:
+    assert schedule_named(default, suffix)["Properties"]["ScheduleExpression"] == {"Ref": parameter}
+
+
+@pytest.mark.parametrize(("suffix", "mode"), [("sync", "sync"), ("reconcile", "reconcile")])
+def test_schedule_sends_a_scheduled_event_the_handler_accepts(
+    default: Deployment, suffix: str, mode: str
+) -> None:
+    from dagsync.events import SyncRequest, parse_event
+
+    schedule = schedule_named(default, suffix)
+    assert schedule["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": ["DagSyncFunction", "Arn"]}
+    assert parse_event(rendered_input(schedule)) == SyncRequest(mode=mode, trigger="schedule")
+
+
+@pytest.mark.parametrize("suffix", ["sync", "reconcile"])
+def test_schedule_does_not_retry_because_the_next_run_does(default: Deployment, suffix: str) -> None:
+    assert schedule_named(default, suffix)["Properties"]["Target"]["RetryPolicy"]["MaximumRetryAttempts"] == 0
+
+
+@pytest.mark.parametrize("suffix", ["sync", "reconcile"])
+def test_undeliverable_schedule_events_go_to_failure_queue(default: Deployment, suffix: str) -> None:
+    assert schedule_named(default, suffix)["Properties"]["Target"]["DeadLetterConfig"] == {
         "Arn": {"Fn::GetAtt": ["FailureQueue", "Arn"]}
     }
 
 
 @pytest.mark.parametrize(("enabled", "state"), [("true", "ENABLED"), ("false", "DISABLED")])
 def test_schedule_state_follows_schedule_enabled(enabled: str, state: str) -> None:
-    _, schedule = Deployment(ScheduleEnabled=enabled).one("AWS::Scheduler::Schedule")
-    assert schedule["Properties"]["State"] == state
+    assert schedule_named(Deployment(ScheduleEnabled=enabled), "sync")["Properties"]["State"] == state
+
+
+@pytest.mark.parametrize(
+    ("schedule_enabled", "reconcile_enabled", "state"),
+    [("true", "true", "ENABLED"), ("true", "false", "DISABLED"), ("false", "true", "DISABLED")],
+)
+def test_reconcile_runs_only_while_both_schedules_are_enabled(
+    schedule_enabled: str, reconcile_enabled: str, state: str
+) -> None:
+    deployment = Deployment(ScheduleEnabled=schedule_enabled, ReconcileEnabled=reconcile_enabled)
+    assert schedule_named(deployment, "reconcile")["Properties"]["State"] == state
 
 
 def test_snapshot_table_keys_are_pk_hash_and_sk_range(default: Deployment) -> None:
@@ -479,7 +504,7 @@ def test_permissions_boundary_applies_to_every_role() -> None:
         role["Properties"].get("PermissionsBoundary")
         for role in deployment.of_type("AWS::IAM::Role").values()
     ]
-    assert len(boundaries) == 2
+    assert len(boundaries) == 3  # the function and each schedule
     assert all(boundary == {"Ref": "PermissionsBoundaryArn"} for boundary in boundaries)
 
 

@@ -59,3 +59,14 @@ def test_scheduled_event_without_version_is_rejected():
     del event["version"]
     with pytest.raises(EventError, match="version"):
         parse_event(event)
+
+
+def test_scheduled_event_detail_can_ask_for_a_reconcile():
+    event = {**load("scheduled.json"), "detail": {"mode": "reconcile"}}
+    assert parse_event(event) == SyncRequest(mode="reconcile", trigger="schedule")
+
+
+def test_scheduled_event_detail_with_unknown_keys_is_rejected():
+    event = {**load("scheduled.json"), "detail": {"mode": "reconcile", "purge": True}}
+    with pytest.raises(EventError, match="purge"):
+        parse_event(event)

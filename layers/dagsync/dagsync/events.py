@@ -37,18 +37,26 @@ def parse_event(event: Any) -> SyncRequest:
         raise EventError(f"the event must be a JSON object, got {type(event).__name__}")
     if event.get("detail-type") == "Scheduled Event" and event.get("source") in _SCHEDULE_SOURCES:
         try:
-            parse(event=event, model=EventBridgeModel)
+            scheduled = parse(event=event, model=EventBridgeModel)
         except ValidationError as exc:
             raise EventError(f"malformed scheduled event: {_describe(exc)}") from None
-        return SyncRequest(trigger="schedule")
+        # A schedule may ask for more than a sync in its detail, e.g. the daily {"mode": "reconcile"}.
+        options = _options(scheduled.detail, "a scheduled event's detail")
+        return SyncRequest(
+            mode=options.mode, dry_run=options.dry_run, force=options.force, trigger="schedule"
+        )
+    options = _options(event, "a manual event")
+    return SyncRequest(mode=options.mode, dry_run=options.dry_run, force=options.force)
+
+
+def _options(data: Any, what: str) -> ManualEvent:
     try:
-        manual = ManualEvent.model_validate(event)
+        return ManualEvent.model_validate(data)
     except ValidationError as exc:
         raise EventError(
-            "a manual event accepts only dry_run (true/false), mode ('sync' or 'reconcile') "
+            f"{what} accepts only dry_run (true/false), mode ('sync' or 'reconcile') "
             f"and force (true/false): {_describe(exc)}"
         ) from None
-    return SyncRequest(mode=manual.mode, dry_run=manual.dry_run, force=manual.force)
 
 
 def _describe(exc: ValidationError) -> str:
