@@ -6,6 +6,7 @@ against it, the way `sam local invoke` would without Docker.
 
 import json
 import os
+import ssl
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -72,18 +73,21 @@ class LocalDeployment:
         pce: PceEmulator | None = None,
         panos: PanosEmulator | None = None,
         settings: Mapping[str, str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        """`ssl_context` serves both emulators over HTTPS with its certificate."""
         self.pce = pce or PceEmulator()
         self.panos = panos or PanosEmulator("panorama", api_keys=(PANOS_API_KEY,))
         self._settings = dict(settings or {})
+        self._ssl_context = ssl_context
         self._aws = mock_aws()
         self._servers: list[LoopbackServer] = []
         self._saved_env: dict[str, str | None] = {}
         self.env: dict[str, str] = {}
 
     def __enter__(self) -> "LocalDeployment":
-        pce_server = LoopbackServer(self.pce).start()
-        panos_server = LoopbackServer(self.panos).start()
+        pce_server = LoopbackServer(self.pce, ssl_context=self._ssl_context).start()
+        panos_server = LoopbackServer(self.panos, ssl_context=self._ssl_context).start()
         self._servers = [pce_server, panos_server]
         self.env = {
             "AWS_DEFAULT_REGION": REGION,

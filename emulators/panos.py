@@ -13,6 +13,7 @@ table does not change, which is what paging needs.
 """
 
 import base64
+import functools
 import hashlib
 import ipaddress
 import re
@@ -992,6 +993,7 @@ def _canonical(ip: str) -> str:
         return ip.strip()
 
 
+@functools.cache  # the listing sorts the whole table on every page; parse each address once
 def _ip_key(ip: str) -> tuple[int, int, str]:
     first = ip.split("-", 1)[0].split("/", 1)[0]
     try:

@@ -36,9 +36,12 @@ def subtract(left: TagMap, right: TagMap) -> dict[str, frozenset[str]]:
     """Pairs in `left` and not in `right`, per IP."""
     result: dict[str, frozenset[str]] = {}
     for ip, tags in left.items():
-        missing = tags - right.get(ip, frozenset())
-        if missing:
-            result[ip] = missing
+        other = right.get(ip)
+        if other is None:
+            if tags:
+                result[ip] = frozenset(tags)
+        elif not tags <= other:
+            result[ip] = tags - other
     return result
 
 
@@ -52,8 +55,12 @@ def union(left: TagMap, right: TagMap) -> dict[str, frozenset[str]]:
 def with_prefix(tag_map: TagMap, prefix: str) -> dict[str, frozenset[str]]:
     """Only the tags this tool owns: the ownership boundary of SPEC §4.7."""
     result: dict[str, frozenset[str]] = {}
+    # Tag sets repeat across IPs (a snapshot shares equal sets), so each distinct one is filtered once.
+    filtered: dict[frozenset[str], frozenset[str]] = {}
     for ip, tags in tag_map.items():
-        ours = frozenset(tag for tag in tags if tag.startswith(prefix))
+        ours = filtered.get(tags)
+        if ours is None:
+            ours = filtered[tags] = frozenset(tag for tag in tags if tag.startswith(prefix))
         if ours:
             result[ip] = ours
     return result

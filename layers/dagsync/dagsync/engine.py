@@ -61,6 +61,8 @@ class Store(Protocol):
 
     def acquire(self, snapshot: Snapshot, run_id: str, lease_seconds: float) -> Lease: ...
 
+    def checkpoint(self, lease: Lease, confirmed: TagMap, uncertain: TagMap) -> Lease: ...
+
     def commit(self, lease: Lease, confirmed: TagMap, uncertain: TagMap) -> int: ...
 
     def release(self, lease: Lease) -> None: ...
@@ -76,6 +78,8 @@ class _TargetRun:
     request: SyncRequest
     dry_run: bool
     result: TargetResult
+    # On a reconcile: what it sends that a snapshot-based sync would not (the drift it repairs).
+    repair: Plan | None = None
 
 
 @dataclass
@@ -171,21 +175,35 @@ class SyncEngine:
         confirmed: TagMap = with_prefix(snapshot.confirmed, self._settings.tag_prefix)
         uncertain: TagMap = with_prefix(snapshot.uncertain, self._settings.tag_prefix)
         drift_reason = self._drift_reason(run.request, snapshot, run.device)
+        plan = plan_changes(run.desired, confirmed, uncertain)
         if drift_reason is not None:
+            # The device replaces the snapshot as `previous`, for the plan and for the removal guard:
+            # after a reboot or a clear it holds nothing of ours, so there is nothing to unregister.
             on_device = self._our_pairs_on(run.device)
             drift = count_pairs(subtract(on_device, confirmed)) + count_pairs(subtract(confirmed, on_device))
+            snapshot_plan, plan = plan, plan_changes(run.desired, on_device, {})
+            run.repair = Plan(
+                register=subtract(plan.register, snapshot_plan.register),
+                unregister=subtract(plan.unregister, snapshot_plan.unregister),
+            )
             logger.warning(
                 "reconciling against the device",
-                extra={"target": run.target.name, "reason": drift_reason, "drifted_pairs": drift},
+                extra={
+                    "target": run.target.name,
+                    "reason": drift_reason,
+                    "drifted_pairs": drift,
+                    "pairs_to_repair": run.repair.register_count + run.repair.unregister_count,
+                },
             )
-            run.result.reconciled, run.result.drift_repaired = True, drift
+            run.result.reconciled = True
             confirmed, uncertain = on_device, {}
-        plan = plan_changes(run.desired, confirmed, uncertain)
         if self._blocked(run, plan, count_pairs(confirmed) + count_pairs(uncertain)):
             return
         if run.dry_run:
             run.result.plan = plan.as_lists()
             run.result.registered, run.result.unregistered = plan.register_count, plan.unregister_count
+            if run.repair is not None:
+                run.result.drift_repaired = run.repair.register_count + run.repair.unregister_count
             return
         needs_canary = snapshot.generation == 0 or drift_reason is not None
         if plan.empty and not needs_canary:
@@ -220,7 +238,9 @@ class SyncEngine:
     def _drift_reason(self, request: SyncRequest, snapshot: Snapshot, device: Device) -> str | None:
         if request.mode == "reconcile":
             return "reconcile requested"
-        if snapshot.generation > 0 and not device.registered_ips(ip=CANARY_IP):
+        if snapshot.generation > 0 and not any(
+            self.canary_tag in entry.tags for entry in device.registered_ips(ip=CANARY_IP).values()
+        ):
             return "canary missing: the device lost registrations (reboot, failover or clear)"
         return None
 
@@ -240,20 +260,36 @@ class SyncEngine:
     ) -> None:
         """Registrations, then unregistrations, then one commit of what the device confirmed."""
         confirmed, uncertain = previous
+        if not plan.empty:
+            # Write-ahead: every pair about to be sent is first recorded as uncertain, so that a run
+            # killed before its commit leaves a snapshot from which the next run resends or takes
+            # back each of them, whatever the estate has become by then.
+            lease = self._store.checkpoint(
+                lease,
+                subtract(confirmed, plan.unregister),
+                union(uncertain, union(plan.register, plan.unregister)),
+            )
         registered = self._push(run, "register", plan.register)
         unregistered = _Push()
         if registered.error is None:
             unregistered = self._push(run, "unregister", plan.unregister)
         error = registered.error or unregistered.error
-        if needs_canary and error is None:
-            run.device.register({CANARY_IP: frozenset({self.canary_tag})}, persistent=False)
         settled = union(registered.done, unregistered.done)
         unsettled = union(registered.failed, unregistered.failed)
         new_confirmed = union(subtract(subtract(confirmed, unregistered.done), unsettled), registered.done)
         new_uncertain = union(subtract(uncertain, settled), unsettled)
         self._store.commit(lease, new_confirmed, new_uncertain)
+        # Only after the commit: a canary on the device promises a snapshot that matches it.
+        if needs_canary and error is None:
+            self._register_canary(run)
         run.result.registered = count_pairs(registered.done)
         run.result.unregistered = count_pairs(unregistered.done)
+        if run.repair is not None:
+            repaired = (
+                _common(run.repair.register, registered.done),
+                _common(run.repair.unregister, unregistered.done),
+            )
+            run.result.drift_repaired = sum(count_pairs(pairs) for pairs in repaired)
         if error is not None:
             run.result.status, run.result.error = "failed", str(error)
         elif unsettled:
@@ -261,6 +297,21 @@ class SyncEngine:
             run.result.error = (
                 f"{count_pairs(unsettled)} pairs were refused by the device; the next run retries them"
             )
+
+    def _register_canary(self, run: _TargetRun) -> None:
+        """Best effort: without a canary the next run reconciles this target again, which is safe."""
+        try:
+            outcome = run.device.register({CANARY_IP: frozenset({self.canary_tag})}, persistent=False)
+        except PanosError as exc:
+            problem = str(exc)
+        else:
+            if CANARY_IP not in outcome.failed:
+                return
+            problem = outcome.failed[CANARY_IP]
+        logger.warning(
+            "drift canary not registered; the next run reconciles this target again",
+            extra={"target": run.target.name, "error": problem},
+        )
 
     def _push(self, run: _TargetRun, verb: Literal["register", "unregister"], entries: TagMap) -> _Push:
         """Send `entries` in batches; stop at the first batch the device cannot take."""
@@ -288,3 +339,8 @@ class SyncEngine:
                         "audit", extra={"action": verb, "target": name, "ip": ip, "tags": sorted(tags)}
                     )
         return push
+
+
+def _common(left: TagMap, right: TagMap) -> dict[str, frozenset[str]]:
+    """Pairs in both maps."""
+    return subtract(left, subtract(left, right))

@@ -1,5 +1,7 @@
 """Logger and metrics (SPEC §6). Metrics are derived from the run result, never from the engine's internals."""
 
+import logging
+
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
@@ -9,6 +11,9 @@ SERVICE = "dagsync"
 NAMESPACE = "DagSync"
 
 logger = Logger(service=SERVICE)
+# botocore logs whole request and response bodies at DEBUG, Secrets Manager values included; it
+# stays at INFO whatever level the root logger is given (AWS_LAMBDA_LOG_LEVEL=DEBUG, say).
+logging.getLogger("botocore").setLevel(logging.INFO)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 

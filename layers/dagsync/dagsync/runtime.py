@@ -24,7 +24,8 @@ def read_secret(secret_id: str) -> Mapping[str, object]:
     try:
         raw = parameters.get_secret(secret_id, max_age=SECRET_CACHE_SECONDS)
     except parameters.exceptions.GetParameterError as exc:
-        cause = exc.__cause__ or exc
+        # Powertools raises GetParameterError inside its handler: the SDK error is the context.
+        cause = exc.__cause__ or exc.__context__ or exc
         raise SecretError(f"secret {secret_id} could not be read: {_aws_reason(cause)}") from None
     text = raw.decode() if isinstance(raw, bytes) else str(raw)
     try:

@@ -17,7 +17,7 @@ import secrets
 import time
 import zlib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -228,19 +228,43 @@ class SnapshotStore:
                 ),
             )
         except _ConditionFailed as failed:
-            raise SnapshotConflict(_conflict_message(target, snapshot.generation, failed.item, now)) from None
+            item = failed.item
+            if item is None or "lease_holder" not in item or item["lease_holder"].get("S") != holder:
+                raise SnapshotConflict(
+                    _conflict_message(target, snapshot.generation, failed.item, now)
+                ) from None
+            # The SDK resent an update whose first answer was lost: that first update took the lease.
+            written = item
+        except Exception:
+            # The update may have been applied with its answer lost: give back the lease it may hold.
+            self.release(Lease(target, run_id, holder, snapshot.generation, expires_at, Manifest()))
+            raise
+        else:
+            written = response["Attributes"]
         # The manifest as written, not as loaded: garbage or abandoned holders recorded since
         # the load must survive this run's manifest swap.
-        _, base = self._parse(target, response["Attributes"])
+        _, base = self._parse(target, written)
         return Lease(target, run_id, holder, snapshot.generation, expires_at, base)
 
     def commit(self, lease: Lease, confirmed: TagMap, uncertain: TagMap) -> int:
-        """Record the new maps as the next generation and return its number.
+        """Record the new maps as the next generation, release the lease and return the generation.
 
         Only shards whose content changed are written; the manifest swap is the commit point.
         Losing the lease or the generation deletes this commit's shard items and raises
         SnapshotConflict.
         """
+        self._swap(lease, confirmed, uncertain, hold=False)
+        return lease.generation + 1
+
+    def checkpoint(self, lease: Lease, confirmed: TagMap, uncertain: TagMap) -> Lease:
+        """Commit the maps as the next generation and keep the lease: the returned lease commits
+        the generation after it. A run records what it is about to send this way, so that a crash
+        or a kill part-way through sending leaves a snapshot that accounts for every pair sent."""
+        manifest = self._swap(lease, confirmed, uncertain, hold=True)
+        return replace(lease, generation=lease.generation + 1, base=manifest)
+
+    def _swap(self, lease: Lease, confirmed: TagMap, uncertain: TagMap, *, hold: bool) -> Manifest:
+        """Write the changed shards, then swap the manifest; returns the manifest as written."""
         target = lease.target
         base = lease.base
         shards = _encode_shards(target, confirmed, uncertain, base.shard_count)
@@ -271,7 +295,14 @@ class SnapshotStore:
             "uncertain_pairs": _number(count_pairs(uncertain)),
             "updated_at": {"S": datetime.fromtimestamp(self._clock(), UTC).isoformat()},
             "updated_by": {"S": lease.run_id},
+            "commit_id": {"S": f"{lease.holder}#{commit_id}"},
         }
+        if hold:
+            item |= {
+                "lease_holder": {"S": lease.holder},
+                "lease_run_id": {"S": lease.run_id},
+                "lease_expires_at": _number(lease.expires_at),
+            }
         if garbage:
             item["garbage"] = {"SS": sorted(garbage)}
         if base.abandoned:
@@ -295,12 +326,15 @@ class SnapshotStore:
                 ),
             )
         except _ConditionFailed as failed:
-            self._delete_quietly(target, written)
-            raise SnapshotConflict(
-                _conflict_message(target, lease.generation, failed.item, self._clock())
-            ) from None
+            # A resent write whose first answer was lost finds its own manifest: it committed, and
+            # the shard items that manifest names must stay.
+            if failed.item is None or failed.item.get("commit_id") != item["commit_id"]:
+                self._delete_quietly(target, written)
+                raise SnapshotConflict(
+                    _conflict_message(target, lease.generation, failed.item, self._clock())
+                ) from None
         self._collect(target, garbage, base.abandoned, referenced)
-        return new_generation
+        return Manifest(len(refs), tuple(refs), garbage, base.abandoned, lease.holder if hold else None)
 
     def release(self, lease: Lease) -> None:
         """Give the lease back after an aborted run; best effort, never raises.

@@ -1,0 +1,32 @@
+"""Fault-suite fixtures: the integration fixtures, plus the I/O seams and a fake lease clock."""
+
+import pytest
+
+from dagsync import pce as pce_module
+from dagsync.snapshot import SnapshotStore
+from tests.faults.harness import FakeClock, Seams, install_seams
+from tests.integration.conftest import deployment, fast_retries, panos, pce, settings
+
+__all__ = ["clock", "deployment", "fast_polls", "fast_retries", "panos", "pce", "seams", "settings"]
+
+
+@pytest.fixture(autouse=True)
+def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PCE job is polled without the production floor of 0.2 s between polls."""
+    monkeypatch.setattr(pce_module, "_MIN_POLL_DELAY", 0.001)
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """Every SnapshotStore the function builds reads lease time from this clock."""
+    fake = FakeClock()
+    defaults = SnapshotStore.__init__.__kwdefaults__
+    monkeypatch.setattr(SnapshotStore.__init__, "__kwdefaults__", {**defaults, "clock": fake})
+    return fake
+
+
+@pytest.fixture
+def seams(monkeypatch: pytest.MonkeyPatch) -> Seams:
+    recorder = Seams()
+    install_seams(monkeypatch, recorder)
+    return recorder
