@@ -4,7 +4,8 @@ import pytest
 
 from dagsync import pce as pce_module
 from dagsync.snapshot import SnapshotStore
-from tests.faults.harness import FakeClock, Seams, install_seams
+from tests.clock import FakeClock
+from tests.faults.harness import START, Seams, install_seams
 from tests.integration.conftest import deployment, fast_retries, panos, pce, settings
 
 __all__ = ["clock", "deployment", "fast_polls", "fast_retries", "panos", "pce", "seams", "settings"]
@@ -19,7 +20,7 @@ def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     """Every SnapshotStore the function builds reads lease time from this clock."""
-    fake = FakeClock()
+    fake = FakeClock(START)
     defaults = SnapshotStore.__init__.__kwdefaults__
     monkeypatch.setattr(SnapshotStore.__init__, "__kwdefaults__", {**defaults, "clock": fake})
     return fake

@@ -35,19 +35,6 @@ class InjectedFault(Exception):
     """An unexpected exception raised inside the function; its own error handling still runs."""
 
 
-class FakeClock:
-    """The lease clock of every SnapshotStore: moves only when a test moves it."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 Rule = Callable[[str], BaseException | None]
 
 

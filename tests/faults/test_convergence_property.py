@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
 from dagsync.diff import subtract, union
+from tests.clock import FakeClock
 from tests.faults.harness import (
     CANARY,
-    FakeClock,
     Seams,
     desired_of,
     load_snapshot,

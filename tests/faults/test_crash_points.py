@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from app import RunFailed
+from tests.clock import FakeClock
 from tests.faults.harness import (
     Crash,
     CrashMode,
-    FakeClock,
     InjectedFault,
     Seams,
     assert_exact,

@@ -9,9 +9,9 @@ from app import RunFailed
 from dagsync.diff import subtract, union
 from dagsync.snapshot import SnapshotStore
 from emulators.local import TABLE
+from tests.clock import FakeClock
 from tests.faults.harness import (
     CANARY,
-    FakeClock,
     Seams,
     assert_exact,
     desired_of,

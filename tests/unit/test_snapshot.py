@@ -14,22 +14,12 @@ from moto import mock_aws
 from dagsync import snapshot as snapshot_module
 from dagsync.errors import SnapshotConflict, SnapshotError
 from dagsync.snapshot import Lease, SnapshotStore
+from tests.clock import FakeClock
 
 TABLE = "dagsync-snapshots"
 TARGET = "panorama.example.com/007051000123456/vsys1"
 START = 1_700_000_000.0
 ITEM_LIMIT = 400 * 1024
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Crash(Exception):
@@ -106,8 +96,8 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(START)
 
 
 @pytest.fixture
@@ -118,7 +108,7 @@ def small_shards(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(snapshot_module, "MAX_IPS_PER_SHARD", 40)
 
 
-def make_store(client: Any, clock: Clock) -> SnapshotStore:
+def make_store(client: Any, clock: FakeClock) -> SnapshotStore:
     return SnapshotStore(TABLE, client=client, clock=clock, sleep=lambda _: None)
 
 
@@ -214,7 +204,9 @@ def item_size(item: dict[str, Any]) -> int:
     return sum(len(name.encode()) + value_size(value) for name, value in item.items())
 
 
-def test_load_of_a_target_never_committed_is_generation_zero_and_empty(dynamodb: Any, clock: Clock) -> None:
+def test_load_of_a_target_never_committed_is_generation_zero_and_empty(
+    dynamodb: Any, clock: FakeClock
+) -> None:
     snapshot = make_store(dynamodb, clock).load(TARGET)
 
     assert (snapshot.target, snapshot.generation, snapshot.confirmed, snapshot.uncertain) == (
@@ -225,7 +217,7 @@ def test_load_of_a_target_never_committed_is_generation_zero_and_empty(dynamodb:
     )
 
 
-def test_commit_then_load_round_trips_confirmed_and_uncertain(dynamodb: Any, clock: Clock) -> None:
+def test_commit_then_load_round_trips_confirmed_and_uncertain(dynamodb: Any, clock: FakeClock) -> None:
     confirmed = {
         "10.0.0.1": frozenset({"illumio.env.Production", "illumio.app.Web Shop"}),
         "2001:db8::1": frozenset({"illumio.loc.Zürich", 'illumio.role.DB "primary"'}),
@@ -241,7 +233,7 @@ def test_commit_then_load_round_trips_confirmed_and_uncertain(dynamodb: Any, clo
     assert loaded.uncertain == uncertain
 
 
-def test_each_commit_returns_the_next_generation(dynamodb: Any, clock: Clock) -> None:
+def test_each_commit_returns_the_next_generation(dynamodb: Any, clock: FakeClock) -> None:
     store = make_store(dynamodb, clock)
 
     generations = [commit(store, estate(5, seed=seed)) for seed in range(3)]
@@ -250,7 +242,7 @@ def test_each_commit_returns_the_next_generation(dynamodb: Any, clock: Clock) ->
     assert store.load(TARGET).generation == 3
 
 
-def test_committing_empty_maps_records_an_empty_generation(dynamodb: Any, clock: Clock) -> None:
+def test_committing_empty_maps_records_an_empty_generation(dynamodb: Any, clock: FakeClock) -> None:
     store = make_store(dynamodb, clock)
     commit(store, estate(50))
 
@@ -260,7 +252,7 @@ def test_committing_empty_maps_records_an_empty_generation(dynamodb: Any, clock:
     assert (loaded.generation, loaded.confirmed, loaded.uncertain) == (2, {}, {})
 
 
-def test_manifest_records_generation_counts_and_shard_digests(dynamodb: Any, clock: Clock) -> None:
+def test_manifest_records_generation_counts_and_shard_digests(dynamodb: Any, clock: FakeClock) -> None:
     confirmed = estate(10)
     commit(make_store(dynamodb, clock), confirmed, {"10.0.0.99": frozenset({"a", "b"})}, run_id="run-a")
 
@@ -279,7 +271,7 @@ def test_manifest_records_generation_counts_and_shard_digests(dynamodb: Any, clo
 
 
 def test_half_a_million_ips_commit_in_small_items_and_load_in_few_requests(
-    dynamodb: Any, clock: Clock
+    dynamodb: Any, clock: FakeClock
 ) -> None:
     confirmed = estate(500_000)
     commit(make_store(dynamodb, clock), confirmed)
@@ -294,7 +286,7 @@ def test_half_a_million_ips_commit_in_small_items_and_load_in_few_requests(
 
 
 @pytest.mark.usefixtures("small_shards")
-def test_load_reads_shards_in_batches_of_100_keys(dynamodb: Any, clock: Clock) -> None:
+def test_load_reads_shards_in_batches_of_100_keys(dynamodb: Any, clock: FakeClock) -> None:
     commit(make_store(dynamodb, clock), estate(5_000))
     proxy = Proxy(dynamodb)
 
@@ -305,7 +297,7 @@ def test_load_reads_shards_in_batches_of_100_keys(dynamodb: Any, clock: Clock) -
     assert all(kwargs["RequestItems"][TABLE]["ConsistentRead"] for _, kwargs in proxy.calls[1:])
 
 
-def test_small_change_rewrites_only_the_shards_it_touches(dynamodb: Any, clock: Clock) -> None:
+def test_small_change_rewrites_only_the_shards_it_touches(dynamodb: Any, clock: FakeClock) -> None:
     before = estate(50_000)
     commit(make_store(dynamodb, clock), before)
     old_keys = shard_keys(manifest(dynamodb))
@@ -322,7 +314,7 @@ def test_small_change_rewrites_only_the_shards_it_touches(dynamodb: Any, clock: 
     assert len(new_keys) == 16
 
 
-def test_small_change_deletes_the_superseded_shards(dynamodb: Any, clock: Clock) -> None:
+def test_small_change_deletes_the_superseded_shards(dynamodb: Any, clock: FakeClock) -> None:
     before = estate(50_000)
     commit(make_store(dynamodb, clock), before)
     after = {**before, next(iter(before)): frozenset({"illumio.env.Quarantine"})}
@@ -333,7 +325,7 @@ def test_small_change_deletes_the_superseded_shards(dynamodb: Any, clock: Clock)
     assert make_store(dynamodb, clock).load(TARGET).confirmed == after
 
 
-def test_committing_unchanged_maps_writes_no_shard(dynamodb: Any, clock: Clock) -> None:
+def test_committing_unchanged_maps_writes_no_shard(dynamodb: Any, clock: FakeClock) -> None:
     confirmed = estate(2_000)
     commit(make_store(dynamodb, clock), confirmed)
     proxy = Proxy(dynamodb)
@@ -346,7 +338,9 @@ def test_committing_unchanged_maps_writes_no_shard(dynamodb: Any, clock: Clock) 
 
 
 @pytest.mark.usefixtures("small_shards")
-def test_growth_past_the_shard_bound_reshards_and_deletes_the_old_layout(dynamodb: Any, clock: Clock) -> None:
+def test_growth_past_the_shard_bound_reshards_and_deletes_the_old_layout(
+    dynamodb: Any, clock: FakeClock
+) -> None:
     store = make_store(dynamodb, clock)
     commit(store, estate(30))
     grown = estate(1_000, seed=2)
@@ -359,7 +353,7 @@ def test_growth_past_the_shard_bound_reshards_and_deletes_the_old_layout(dynamod
 
 
 @pytest.mark.usefixtures("small_shards")
-def test_shard_count_is_kept_while_shards_stay_within_bounds(dynamodb: Any, clock: Clock) -> None:
+def test_shard_count_is_kept_while_shards_stay_within_bounds(dynamodb: Any, clock: FakeClock) -> None:
     store = make_store(dynamodb, clock)
     commit(store, estate(600))
 
@@ -369,7 +363,7 @@ def test_shard_count_is_kept_while_shards_stay_within_bounds(dynamodb: Any, cloc
 
 
 def test_shards_split_further_when_their_content_is_too_large(
-    dynamodb: Any, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    dynamodb: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(snapshot_module, "MAX_SHARD_BYTES", 2_000)
     confirmed = estate(500)
@@ -382,7 +376,7 @@ def test_shards_split_further_when_their_content_is_too_large(
 
 
 def test_estate_needing_too_many_shards_is_refused(
-    dynamodb: Any, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    dynamodb: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(snapshot_module, "MAX_SHARD_BYTES", 100)
     monkeypatch.setattr(snapshot_module, "MAX_SHARDS", 4)
@@ -393,7 +387,7 @@ def test_estate_needing_too_many_shards_is_refused(
         store.commit(lease, estate(500), {})
 
 
-def test_second_run_cannot_acquire_while_the_first_holds_the_lease(dynamodb: Any, clock: Clock) -> None:
+def test_second_run_cannot_acquire_while_the_first_holds_the_lease(dynamodb: Any, clock: FakeClock) -> None:
     store_a, store_b = make_store(dynamodb, clock), make_store(dynamodb, clock)
     snapshot_a, snapshot_b = store_a.load(TARGET), store_b.load(TARGET)
     store_a.acquire(snapshot_a, "run-a", 60)
@@ -402,7 +396,7 @@ def test_second_run_cannot_acquire_while_the_first_holds_the_lease(dynamodb: Any
         store_b.acquire(snapshot_b, "run-b", 60)
 
 
-def test_acquire_with_a_stale_snapshot_conflicts(dynamodb: Any, clock: Clock) -> None:
+def test_acquire_with_a_stale_snapshot_conflicts(dynamodb: Any, clock: FakeClock) -> None:
     stale = make_store(dynamodb, clock).load(TARGET)
     commit(make_store(dynamodb, clock), estate(10))
 
@@ -410,7 +404,7 @@ def test_acquire_with_a_stale_snapshot_conflicts(dynamodb: Any, clock: Clock) ->
         make_store(dynamodb, clock).acquire(stale, "run-late", 60)
 
 
-def take_over(dynamodb: Any, clock: Clock) -> tuple[SnapshotStore, Lease, SnapshotStore, Lease]:
+def take_over(dynamodb: Any, clock: FakeClock) -> tuple[SnapshotStore, Lease, SnapshotStore, Lease]:
     """Run A acquires, its lease runs out, run B takes over."""
     store_a, store_b = make_store(dynamodb, clock), make_store(dynamodb, clock)
     lease_a = store_a.acquire(store_a.load(TARGET), "run-a", 60)
@@ -419,21 +413,21 @@ def take_over(dynamodb: Any, clock: Clock) -> tuple[SnapshotStore, Lease, Snapsh
     return store_a, lease_a, store_b, lease_b
 
 
-def test_expired_lease_lets_another_run_take_over(dynamodb: Any, clock: Clock) -> None:
+def test_expired_lease_lets_another_run_take_over(dynamodb: Any, clock: FakeClock) -> None:
     _, lease_a, _, lease_b = take_over(dynamodb, clock)
 
     assert manifest(dynamodb)["lease_run_id"] == {"S": "run-b"}
     assert lease_b.base.abandoned == {lease_a.holder}
 
 
-def test_run_whose_lease_was_taken_over_cannot_commit(dynamodb: Any, clock: Clock) -> None:
+def test_run_whose_lease_was_taken_over_cannot_commit(dynamodb: Any, clock: FakeClock) -> None:
     store_a, lease_a, _, _ = take_over(dynamodb, clock)
 
     with pytest.raises(SnapshotConflict, match=r"another run \(run-b\) holds the lease"):
         store_a.commit(lease_a, estate(10, seed=1), {})
 
 
-def test_run_that_took_over_commits_after_the_loser_gave_up(dynamodb: Any, clock: Clock) -> None:
+def test_run_that_took_over_commits_after_the_loser_gave_up(dynamodb: Any, clock: FakeClock) -> None:
     store_a, lease_a, store_b, lease_b = take_over(dynamodb, clock)
     with pytest.raises(SnapshotConflict):
         store_a.commit(lease_a, estate(10, seed=1), {})
@@ -445,7 +439,9 @@ def test_run_that_took_over_commits_after_the_loser_gave_up(dynamodb: Any, clock
     assert unreferenced_items(dynamodb) == set()
 
 
-def test_commit_on_a_spent_lease_conflicts_and_leaves_no_orphan_shard(dynamodb: Any, clock: Clock) -> None:
+def test_commit_on_a_spent_lease_conflicts_and_leaves_no_orphan_shard(
+    dynamodb: Any, clock: FakeClock
+) -> None:
     store = make_store(dynamodb, clock)
     lease = store.acquire(store.load(TARGET), "run-a", 60)
     store.commit(lease, estate(100, seed=1), {})
@@ -457,7 +453,7 @@ def test_commit_on_a_spent_lease_conflicts_and_leaves_no_orphan_shard(dynamodb: 
     assert store.load(TARGET).confirmed == estate(100, seed=1)
 
 
-def test_release_lets_another_run_acquire_at_once(dynamodb: Any, clock: Clock) -> None:
+def test_release_lets_another_run_acquire_at_once(dynamodb: Any, clock: FakeClock) -> None:
     store = make_store(dynamodb, clock)
     snapshot = store.load(TARGET)
     store.release(store.acquire(snapshot, "run-a", 600))
@@ -467,7 +463,7 @@ def test_release_lets_another_run_acquire_at_once(dynamodb: Any, clock: Clock) -
     assert lease.generation == 0
 
 
-def test_release_after_a_commit_leaves_the_snapshot_alone(dynamodb: Any, clock: Clock) -> None:
+def test_release_after_a_commit_leaves_the_snapshot_alone(dynamodb: Any, clock: FakeClock) -> None:
     store = make_store(dynamodb, clock)
     lease = store.acquire(store.load(TARGET), "run-a", 600)
     store.commit(lease, estate(10), {})
@@ -478,7 +474,7 @@ def test_release_after_a_commit_leaves_the_snapshot_alone(dynamodb: Any, clock: 
     assert unreferenced_items(dynamodb) == set()
 
 
-def test_next_commit_deletes_shards_of_a_released_failed_commit(dynamodb: Any, clock: Clock) -> None:
+def test_next_commit_deletes_shards_of_a_released_failed_commit(dynamodb: Any, clock: FakeClock) -> None:
     def throttle_swap(name: str, _: dict[str, Any]) -> None:
         if name == "put_item":
             raise client_error("ThrottlingException", "PutItem")
@@ -513,7 +509,7 @@ class CrashAt:
             raise Crash
 
 
-def crash_points(dynamodb: Any, clock: Clock) -> Iterator[tuple[str, Proxy]]:
+def crash_points(dynamodb: Any, clock: FakeClock) -> Iterator[tuple[str, Proxy]]:
     """One fresh target per crash point: before or after each call of acquire plus commit."""
     counter = Proxy(dynamodb)
     commit(make_store(dynamodb, clock), OLD, target="probe")
@@ -529,7 +525,9 @@ def crash_points(dynamodb: Any, clock: Clock) -> Iterator[tuple[str, Proxy]]:
 
 
 @pytest.mark.usefixtures("small_shards")
-def test_crash_at_any_call_leaves_the_old_or_the_new_generation_readable(dynamodb: Any, clock: Clock) -> None:
+def test_crash_at_any_call_leaves_the_old_or_the_new_generation_readable(
+    dynamodb: Any, clock: FakeClock
+) -> None:
     seen = set()
     for target, proxy in crash_points(dynamodb, clock):
         snapshot = make_store(dynamodb, clock).load(target)
@@ -546,7 +544,9 @@ def test_crash_at_any_call_leaves_the_old_or_the_new_generation_readable(dynamod
 
 
 @pytest.mark.usefixtures("small_shards")
-def test_run_after_a_crash_at_any_call_commits_and_leaves_no_stray_item(dynamodb: Any, clock: Clock) -> None:
+def test_run_after_a_crash_at_any_call_commits_and_leaves_no_stray_item(
+    dynamodb: Any, clock: FakeClock
+) -> None:
     targets = []
     for target, proxy in crash_points(dynamodb, clock):
         snapshot = make_store(dynamodb, clock).load(target)
@@ -570,7 +570,7 @@ def overwrite_shard(dynamodb: Any, data: bytes) -> str:
 
 
 def test_shard_that_is_not_zlib_raises_snapshot_error_naming_target_and_key(
-    dynamodb: Any, clock: Clock
+    dynamodb: Any, clock: FakeClock
 ) -> None:
     commit(make_store(dynamodb, clock), estate(100))
     key = overwrite_shard(dynamodb, b"not zlib at all")
@@ -583,7 +583,7 @@ def test_shard_that_is_not_zlib_raises_snapshot_error_naming_target_and_key(
 
 
 def test_shard_whose_content_does_not_match_its_digest_raises_snapshot_error(
-    dynamodb: Any, clock: Clock
+    dynamodb: Any, clock: FakeClock
 ) -> None:
     commit(make_store(dynamodb, clock), estate(100))
     overwrite_shard(dynamodb, zlib.compress(b'{"tags":[],"sets":[],"confirmed":{},"uncertain":{}}'))
@@ -592,7 +592,7 @@ def test_shard_whose_content_does_not_match_its_digest_raises_snapshot_error(
         make_store(dynamodb, clock).load(TARGET)
 
 
-def test_manifest_of_a_newer_format_is_refused(dynamodb: Any, clock: Clock) -> None:
+def test_manifest_of_a_newer_format_is_refused(dynamodb: Any, clock: FakeClock) -> None:
     commit(make_store(dynamodb, clock), estate(10))
     dynamodb.update_item(
         TableName=TABLE,
@@ -606,7 +606,7 @@ def test_manifest_of_a_newer_format_is_refused(dynamodb: Any, clock: Clock) -> N
         make_store(dynamodb, clock).load(TARGET)
 
 
-def test_shard_missing_on_every_read_raises_snapshot_error(dynamodb: Any, clock: Clock) -> None:
+def test_shard_missing_on_every_read_raises_snapshot_error(dynamodb: Any, clock: FakeClock) -> None:
     commit(make_store(dynamodb, clock), estate(100))
     key = shard_keys(manifest(dynamodb))[0]
     dynamodb.delete_item(TableName=TABLE, Key={"pk": {"S": TARGET}, "sk": {"S": key}})
@@ -618,7 +618,9 @@ def test_shard_missing_on_every_read_raises_snapshot_error(dynamodb: Any, clock:
     assert proxy.names().count("get_item") == 3
 
 
-def test_load_reads_again_when_a_concurrent_commit_replaced_the_shards(dynamodb: Any, clock: Clock) -> None:
+def test_load_reads_again_when_a_concurrent_commit_replaced_the_shards(
+    dynamodb: Any, clock: FakeClock
+) -> None:
     commit(make_store(dynamodb, clock), OLD)
     raced = False
 
@@ -634,7 +636,7 @@ def test_load_reads_again_when_a_concurrent_commit_replaced_the_shards(dynamodb:
 
 
 @pytest.mark.parametrize("operation", ["get_item", "batch_get_item"])
-def test_throttling_on_load_raises_snapshot_error(dynamodb: Any, clock: Clock, operation: str) -> None:
+def test_throttling_on_load_raises_snapshot_error(dynamodb: Any, clock: FakeClock, operation: str) -> None:
     commit(make_store(dynamodb, clock), estate(10))
 
     def throttle(name: str, _: dict[str, Any]) -> None:
@@ -648,7 +650,7 @@ def test_throttling_on_load_raises_snapshot_error(dynamodb: Any, clock: Clock, o
 
 
 @pytest.mark.parametrize("operation", ["batch_write_item", "put_item"])
-def test_throttling_on_commit_raises_snapshot_error(dynamodb: Any, clock: Clock, operation: str) -> None:
+def test_throttling_on_commit_raises_snapshot_error(dynamodb: Any, clock: FakeClock, operation: str) -> None:
     def throttle(name: str, _: dict[str, Any]) -> None:
         if name == operation:
             raise client_error("ThrottlingException", name)
@@ -697,7 +699,7 @@ class Stingy(Proxy):
 
 
 @pytest.mark.usefixtures("small_shards")
-def test_load_retries_unprocessed_keys(dynamodb: Any, clock: Clock) -> None:
+def test_load_retries_unprocessed_keys(dynamodb: Any, clock: FakeClock) -> None:
     commit(make_store(dynamodb, clock), OLD)
     proxy = Stingy(dynamodb)
 
@@ -708,13 +710,13 @@ def test_load_retries_unprocessed_keys(dynamodb: Any, clock: Clock) -> None:
 
 
 @pytest.mark.usefixtures("small_shards")
-def test_commit_retries_unprocessed_items(dynamodb: Any, clock: Clock) -> None:
+def test_commit_retries_unprocessed_items(dynamodb: Any, clock: FakeClock) -> None:
     commit(make_store(Stingy(dynamodb), clock), OLD)
 
     assert make_store(dynamodb, clock).load(TARGET).confirmed == OLD
 
 
-def test_batch_that_never_makes_progress_raises_snapshot_error(dynamodb: Any, clock: Clock) -> None:
+def test_batch_that_never_makes_progress_raises_snapshot_error(dynamodb: Any, clock: FakeClock) -> None:
     store = make_store(Stingy(dynamodb, budget=0), clock)
     lease = store.acquire(store.load(TARGET), "run-a", 60)
 
@@ -722,7 +724,7 @@ def test_batch_that_never_makes_progress_raises_snapshot_error(dynamodb: Any, cl
         store.commit(lease, estate(10), {})
 
 
-def test_store_counts_requests_and_consumed_capacity(dynamodb: Any, clock: Clock) -> None:
+def test_store_counts_requests_and_consumed_capacity(dynamodb: Any, clock: FakeClock) -> None:
     proxy = Proxy(dynamodb)
     store = make_store(proxy, clock)
 
@@ -743,7 +745,9 @@ def test_store_creates_a_client_with_standard_retries_on_first_use(dynamodb: Any
 
 
 @pytest.mark.parametrize("run_id", ["", "run#1"])
-def test_acquire_refuses_a_run_id_that_cannot_key_shards(dynamodb: Any, clock: Clock, run_id: str) -> None:
+def test_acquire_refuses_a_run_id_that_cannot_key_shards(
+    dynamodb: Any, clock: FakeClock, run_id: str
+) -> None:
     store = make_store(dynamodb, clock)
 
     with pytest.raises(ValueError, match="run id"):
