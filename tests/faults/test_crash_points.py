@@ -42,7 +42,8 @@ WRITE_AHEAD = ["dynamodb BatchWriteItem", "dynamodb PutItem"]
 COMMIT = ["dynamodb BatchWriteItem", "dynamodb PutItem", "dynamodb BatchWriteItem", "dynamodb UpdateItem"]
 TRACES = {
     "first-run": [
-        *("pce workloads", "pce jobs", "pce datafiles", "dynamodb GetItem", "dynamodb UpdateItem"),
+        *("pce workloads", "pce jobs", "pce datafiles", "dynamodb GetItem", "panos show all"),
+        "dynamodb UpdateItem",
         *WRITE_AHEAD,
         *("panos register",) * 4,
         *COMMIT,

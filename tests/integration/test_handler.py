@@ -131,6 +131,7 @@ def test_two_racing_runs_never_both_commit_and_the_device_ends_exact(deployment,
 
 
 def test_summary_has_the_documented_shape(deployment):
+    deployment.invoke(SCHEDULED)
     summary = deployment.invoke(SCHEDULED)
     assert set(summary) == {
         "status",
@@ -150,6 +151,12 @@ def test_summary_has_the_documented_shape(deployment):
         "api_calls",
         "drift_repaired",
     }
+
+
+def test_first_run_reads_the_device_and_says_so(deployment, panos):
+    summary = deployment.invoke(SCHEDULED)
+    assert summary["targets"][0]["reconciled"] is True
+    assert len(panos.calls("op")) == 1
 
 
 def test_secrets_never_appear_in_logs_or_results(pce, panos, capsys, log_lines):

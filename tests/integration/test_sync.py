@@ -330,3 +330,11 @@ def test_every_changed_pair_is_logged_once_as_an_audit_line(deployment, pce, log
         ("register", "10.1.0.1", "illumio.env.Quarantine"),
         ("unregister", "10.1.0.1", "illumio.env.Development"),
     ]
+
+
+def test_first_run_removes_leftover_pairs_of_ours_that_no_snapshot_records(deployment, panos):
+    panos.register_foreign("10.1.0.77", ["illumio.app.Retired", "other-tool.keep"])
+    panos.register_foreign("10.1.0.1", ["illumio.env.Stale"])
+    deployment.invoke(SCHEDULED)
+    assert panos.table()["10.1.0.77"] == frozenset({"other-tool.keep"})
+    assert "illumio.env.Stale" not in panos.table()["10.1.0.1"]

@@ -238,7 +238,11 @@ class SyncEngine:
     def _drift_reason(self, request: SyncRequest, snapshot: Snapshot, device: Device) -> str | None:
         if request.mode == "reconcile":
             return "reconcile requested"
-        if snapshot.generation > 0 and not any(
+        if snapshot.generation == 0:
+            # No snapshot (a first run, a recreated table, a renamed target): the device may still
+            # hold pairs of ours that no snapshot records, and only its own table can tell.
+            return "no snapshot for this target yet: reading what the device holds under TAG_PREFIX"
+        if not any(
             self.canary_tag in entry.tags for entry in device.registered_ips(ip=CANARY_IP).values()
         ):
             return "canary missing: the device lost registrations (reboot, failover or clear)"
