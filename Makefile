@@ -29,7 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy layers/dagsync/dagsync functions/dag_sync/app.py emulators
+	$(BIN)/mypy layers/dagsync/dagsync functions/dag_sync/app.py emulators bench
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

@@ -1,4 +1,4 @@
-"""The mapping's and the diff's fast paths give exactly what the plain definitions give."""
+"""Fast paths (mapping, diff, request sizing) give exactly what the plain definitions give."""
 
 import ipaddress
 
@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from dagsync.diff import subtract, with_prefix
 from dagsync.mapping import normalise_ip
+from dagsync.panos_xml import _serialized_entry_bytes, estimate_entry_bytes
 
 
 def reference_normalise_ip(address: str, *, include_ipv6: bool) -> str | None:
@@ -102,3 +103,29 @@ def test_with_prefix_matches_its_definition(tag_map: dict[str, frozenset[str]]) 
         ip: frozenset(tag for tag in tags if tag.startswith("illumio.")) for ip, tags in tag_map.items()
     }
     assert with_prefix(tag_map, "illumio.") == {ip: tags for ip, tags in expected.items() if tags}
+
+
+tag_text = st.text(
+    alphabet=st.one_of(
+        st.sampled_from("illumio.env.app role-_~ &<>\"'%+=/:#?\t\r\n"),
+        st.characters(codec="utf-8"),
+    ),
+    min_size=1,
+    max_size=20,
+)
+entry_ips = st.one_of(
+    ipv4, ipv6, st.sampled_from(["10.0.0.0/24", "10.0.0.1-10.0.0.9", "fe80::1%eth0", "a&b"])
+)
+
+
+@given(entry_ips, st.frozensets(tag_text, min_size=1, max_size=5))
+def test_entry_size_estimate_matches_the_serialised_entry(ip: str, tags: frozenset[str]) -> None:
+    try:
+        expected: int | str = _serialized_entry_bytes(ip, tags)
+    except ValueError as exc:
+        expected = str(exc)
+    try:
+        actual: int | str = estimate_entry_bytes(ip, tags)
+    except ValueError as exc:
+        actual = str(exc)
+    assert actual == expected

@@ -16,6 +16,7 @@ from dagsync.diff import Plan, plan_changes, removal_blocked, subtract, union, w
 from dagsync.errors import DagSyncError, PanosError, PceError, SnapshotConflict
 from dagsync.events import SyncRequest
 from dagsync.mapping import MappingResult, map_workloads
+from dagsync.memory import collector_paused
 from dagsync.models import TagMap, Workload, count_pairs
 from dagsync.panos_xml import chunk_entries
 from dagsync.result import RunResult, TargetResult
@@ -115,6 +116,7 @@ class SyncEngine:
     def canary_tag(self) -> str:
         return self._settings.tag_prefix + CANARY_TAG_SUFFIX
 
+    @collector_paused()
     def run(self, request: SyncRequest) -> RunResult:
         started = self._clock()
         dry_run = request.dry_run or self._settings.dry_run
@@ -242,9 +244,7 @@ class SyncEngine:
             # No snapshot (a first run, a recreated table, a renamed target): the device may still
             # hold pairs of ours that no snapshot records, and only its own table can tell.
             return "no snapshot for this target yet: reading what the device holds under TAG_PREFIX"
-        if not any(
-            self.canary_tag in entry.tags for entry in device.registered_ips(ip=CANARY_IP).values()
-        ):
+        if not any(self.canary_tag in entry.tags for entry in device.registered_ips(ip=CANARY_IP).values()):
             return "canary missing: the device lost registrations (reboot, failover or clear)"
         return None
 

@@ -5,6 +5,7 @@ hand. Responses are parsed with defusedxml only: a device, proxy or attacker ans
 device cannot make us expand entities or fetch external resources.
 """
 
+import functools
 import ipaddress
 import re
 import xml.etree.ElementTree as ET  # building only; parsing goes through defusedxml
@@ -128,9 +129,32 @@ def _check_text(value: str, what: str) -> None:
 
 
 def estimate_entry_bytes(ip: str, tags: frozenset[str]) -> int:
-    """Bytes one entry adds to the form-encoded request body (register form: the larger one)."""
+    """Bytes one entry adds to the form-encoded request body (register form: the larger one).
+
+    URL-encoding is per character, so the entry's cost is the sum of its parts' costs: the
+    envelope, the IP (hex digits, dots and colons are never escaped by XML; a colon becomes %3A)
+    and each `<member>` (computed once per distinct tag).
+    """
+    if not tags or not _PLAIN_IP.fullmatch(ip):
+        return _serialized_entry_bytes(ip, tags)
+    return _ENTRY_ENVELOPE_BYTES + len(ip) + 2 * ip.count(":") + sum(map(_member_bytes, sorted(tags)))
+
+
+def _serialized_entry_bytes(ip: str, tags: frozenset[str]) -> int:
     xml = ET.tostring(_entry_element("register", ip, tags, persistent=True), encoding="unicode")
     return len(quote_plus(xml))
+
+
+@functools.lru_cache(maxsize=65_536)
+def _member_bytes(tag: str) -> int:
+    _check_text(tag, "tag")
+    member = ET.Element("member")
+    member.text = tag
+    return len(quote_plus(ET.tostring(member, encoding="unicode")))
+
+
+_PLAIN_IP = re.compile(r"[0-9A-Fa-f.:]+")
+_ENTRY_ENVELOPE_BYTES = _serialized_entry_bytes("0", frozenset({"t"})) - 1 - _member_bytes("t")
 
 
 def chunk_entries(

@@ -111,10 +111,15 @@ class Lease:
     base: Manifest = field(repr=False)
 
 
+# One shard's decoded content: its part of the confirmed map and of the uncertain map.
+_ShardContent = tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]
+
+
 @dataclass(frozen=True, slots=True)
 class _EncodedShard:
     data: bytes
     digest: str
+    content: _ShardContent
 
 
 class _ConditionFailed(Exception):
@@ -143,6 +148,9 @@ class SnapshotStore:
         self.read_units = 0.0
         self.write_units = 0.0
         self.requests = 0
+        # Shard digest -> decoded content, for the shards this store last read or wrote: a commit
+        # compares each new shard with it and re-encodes only the shards whose content changed.
+        self._known: dict[str, _ShardContent] = {}
 
     @property
     def client(self) -> DynamoDBClient:
@@ -267,7 +275,11 @@ class SnapshotStore:
         """Write the changed shards, then swap the manifest; returns the manifest as written."""
         target = lease.target
         base = lease.base
-        shards = _encode_shards(target, confirmed, uncertain, base.shard_count)
+        known = [
+            (ref.digest, self._known[ref.digest]) if ref.digest in self._known else None
+            for ref in base.shards
+        ]
+        shards = _encode_shards(target, confirmed, uncertain, base.shard_count, known)
         commit_id = secrets.token_hex(4)
         same_layout = len(shards) == base.shard_count
         refs: list[ShardRef] = []
@@ -333,6 +345,7 @@ class SnapshotStore:
                 raise SnapshotConflict(
                     _conflict_message(target, lease.generation, failed.item, self._clock())
                 ) from None
+        self._known = {shard.digest: shard.content for shard in shards}
         self._collect(target, garbage, base.abandoned, referenced)
         return Manifest(len(refs), tuple(refs), garbage, base.abandoned, lease.holder if hold else None)
 
@@ -424,6 +437,7 @@ class SnapshotStore:
         confirmed: dict[str, frozenset[str]] = {}
         uncertain: dict[str, frozenset[str]] = {}
         interned: dict[frozenset[str], frozenset[str]] = {}
+        self._known = {}
         for ref in manifest.shards:
             try:
                 part_confirmed, part_uncertain = _decode_shard(blobs[ref.key], ref.digest, interned)
@@ -434,6 +448,7 @@ class SnapshotStore:
                 ) from None
             confirmed |= part_confirmed
             uncertain |= part_uncertain
+            self._known[ref.digest] = (part_confirmed, part_uncertain)
         return confirmed, uncertain
 
     def _write_shards(self, target: str, shards: Mapping[str, bytes]) -> None:
@@ -668,8 +683,18 @@ def _shard_count(ips: int, current: int) -> int:
     return 1 << (wanted - 1).bit_length()
 
 
-def _encode_shards(target: str, confirmed: TagMap, uncertain: TagMap, current: int) -> list[_EncodedShard]:
-    """Split the maps by IP hash into a power-of-two number of shards that each fit an item."""
+def _encode_shards(
+    target: str,
+    confirmed: TagMap,
+    uncertain: TagMap,
+    current: int,
+    known: Sequence[tuple[str, _ShardContent] | None] = (),
+) -> list[_EncodedShard]:
+    """Split the maps by IP hash into a power-of-two number of shards that each fit an item.
+
+    `known` holds the digest and content of each current shard, where known: a shard whose
+    content is unchanged keeps its digest (and so its item) without being encoded again.
+    """
     hashes = {ip: _ip_hash(ip) for ip in confirmed.keys() | uncertain.keys()}
     count = _shard_count(len(hashes), current)
     while count <= MAX_SHARDS:
@@ -681,7 +706,11 @@ def _encode_shards(target: str, confirmed: TagMap, uncertain: TagMap, current: i
             parts[hashes[ip] & mask][0][ip] = tags
         for ip, tags in uncertain.items():
             parts[hashes[ip] & mask][1][ip] = tags
-        shards = [_encode_shard(part_confirmed, part_uncertain) for part_confirmed, part_uncertain in parts]
+        same_layout = count == current == len(known)
+        reused = [
+            _unchanged_shard(part, known[index]) if same_layout else None for index, part in enumerate(parts)
+        ]
+        shards = [shard or _encode_shard(*part) for shard, part in zip(reused, parts, strict=True)]
         if all(len(shard.data) <= MAX_SHARD_BYTES for shard in shards):
             return shards
         count *= 2
@@ -690,13 +719,22 @@ def _encode_shards(target: str, confirmed: TagMap, uncertain: TagMap, current: i
     )
 
 
-def _encode_shard(confirmed: TagMap, uncertain: TagMap) -> _EncodedShard:
+def _unchanged_shard(content: _ShardContent, known: tuple[str, _ShardContent] | None) -> _EncodedShard | None:
+    """The current shard again (its digest; nothing to write) when its content has not changed."""
+    if known is None or known[1] != content:
+        return None
+    return _EncodedShard(b"", known[0], content)
+
+
+def _encode_shard(
+    confirmed: dict[str, frozenset[str]], uncertain: dict[str, frozenset[str]]
+) -> _EncodedShard:
     """Deterministic compact JSON: each IP points at a shard-local table of distinct tag sets,
     and each set lists indices into the sorted tags, so equal content gives equal bytes."""
     distinct = set(confirmed.values()) | set(uncertain.values())
     tags = sorted(set[str]().union(*distinct))
     tag_index = {tag: index for index, tag in enumerate(tags)}
-    rows = sorted((sorted(tag_index[tag] for tag in tag_set), tag_set) for tag_set in distinct)
+    rows = sorted((sorted(map(tag_index.__getitem__, tag_set)), tag_set) for tag_set in distinct)
     set_index = {tag_set: index for index, (_, tag_set) in enumerate(rows)}
     payload = {
         "tags": tags,
@@ -705,7 +743,7 @@ def _encode_shard(confirmed: TagMap, uncertain: TagMap) -> _EncodedShard:
         "uncertain": {ip: set_index[uncertain[ip]] for ip in sorted(uncertain)},
     }
     raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    return _EncodedShard(zlib.compress(raw), _digest(raw))
+    return _EncodedShard(zlib.compress(raw), _digest(raw), (confirmed, uncertain))
 
 
 def _decode_shard(

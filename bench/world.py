@@ -1,0 +1,259 @@
+"""The world a benchmark case runs against, in its own process.
+
+One process holds the PCE emulator (serving a synthetic estate), one PAN-OS emulator per tool
+being compared (so each starts from its own device table), and a moto server for DynamoDB and
+Secrets Manager behind the capacity meter. The function under test runs in other processes and
+reaches all of them over loopback HTTP, as a Lambda reaches the PCE, the device and AWS, so the
+function's memory and CPU are measured without the emulators' (which hold the whole estate).
+
+The parent drives the world through a pipe: `World.start(...)`, then `env()`, `reset()`,
+`usage()`, `churn(...)` and `stop()`.
+"""
+
+import gc
+import json
+import logging
+import multiprocessing
+import multiprocessing.connection
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from bench.meter import DynamoMeter, ItemLookup, Json
+from dagsync.engine import CANARY_IP
+from dagsync.snapshot import MANIFEST_KEY, _ip_hash
+from emulators.estate import churn, generate_estate
+from emulators.local import PANOS_API_KEY, PANOS_SECRET, PCE_SECRET, REGION, TABLE, create_table
+from emulators.panos import PanosEmulator
+from emulators.pce import PceEmulator
+from emulators.server import LoopbackServer
+
+ACCOUNT = "123456789012"
+DEVICES = ("dagsync", "full-push", "read-back")  # one emulated firewall per tool
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    size: int
+    seed: int
+    batch_size: int
+
+
+class _Host:
+    """Lives in the world process: the emulators, the servers and the meter."""
+
+    def __init__(self, spec: WorldSpec) -> None:
+        self.estate = generate_estate(spec.size, spec.seed)
+        self.pce = PceEmulator()
+        self.pce.load_estate(self.estate)
+        self.pce.retry_after = 0
+        self.pce.running_polls = 0
+        self.pce.max_jobs = 1  # each datafile of a 100k estate is ~140 MB; keep only the latest
+        self.devices = {name: PanosEmulator("firewall", api_keys=(PANOS_API_KEY,)) for name in DEVICES}
+        self.servers = [LoopbackServer(self.pce).start()]
+        self.device_urls: dict[str, str] = {}
+        for name, device in self.devices.items():
+            server = LoopbackServer(device).start()
+            self.servers.append(server)
+            self.device_urls[name] = server.url
+        self._tables: dict[str, dict[str, frozenset[str]]] = {}
+        self.meter, self._aws, self._lookup = _start_moto()
+        host, port = self._aws.server_address[:2]
+        self.aws_url = f"http://{host!s}:{port}"
+        self._provision()
+        gc.freeze()  # the estate never needs collecting; full collections over it would slow every request
+
+    def _provision(self) -> None:
+        def client(service: str) -> Any:
+            return boto3.client(
+                service,  # type: ignore[call-overload]
+                region_name=REGION,
+                endpoint_url=self.aws_url,
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
+            )
+
+        create_table(client("dynamodb"))
+        secrets = client("secretsmanager")
+        pce_secret = {"auth_username": self.pce.auth_username, "secret": self.pce.secret}
+        secrets.create_secret(Name=PCE_SECRET, SecretString=json.dumps(pce_secret))
+        secrets.create_secret(Name=PANOS_SECRET, SecretString=json.dumps({"api_key": PANOS_API_KEY}))
+        self.meter.reset()
+
+    def env(self, batch_size: int) -> dict[str, str]:
+        """The function's environment (as template.yaml and LocalDeployment set it), less PANOS_URL."""
+        return {
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_ENDPOINT_URL": self.aws_url,
+            "POWERTOOLS_SERVICE_NAME": "dagsync",
+            "POWERTOOLS_METRICS_NAMESPACE": "DagSync",
+            "PCE_URL": self.servers[0].url,
+            "PCE_ORG_ID": str(self.pce.org_id),
+            "PCE_SECRET_ID": PCE_SECRET,
+            "PANOS_SECRET_ID": PANOS_SECRET,
+            "SNAPSHOT_TABLE": TABLE,
+            "BATCH_SIZE": str(batch_size),
+        }
+
+    def reset(self) -> None:
+        self.pce.clear_log()
+        for device in self.devices.values():
+            device.clear_log()
+        self._tables = {name: device.table() for name, device in self.devices.items()}
+        self.meter.reset()
+        gc.freeze()
+
+    def usage(self) -> Json:
+        """What every server saw since the last reset."""
+        devices = {}
+        for name, device in self.devices.items():
+            requests = device.requests
+            before, after = self._tables.get(name, {}), device.table()
+            # Ground truth from the device, the canary left out: which IPs gained or lost a tag.
+            gained = {ip for ip, tags in after.items() if tags - before.get(ip, frozenset())} - {CANARY_IP}
+            lost = {ip for ip, tags in before.items() if tags - after.get(ip, frozenset())} - {CANARY_IP}
+            devices[name] = {
+                "ips_gaining_tags": len(gained),
+                "ips_losing_tags": len(lost),
+                "snapshot": self._snapshot_layout(self.device_urls[name], gained | lost),
+                "calls": len(requests),
+                "bytes_sent": sum(entry.body_bytes for entry in requests),
+                "register_calls": sum(1 for entry in requests if "register" in entry.uid),
+                "unregister_calls": sum(1 for entry in requests if "unregister" in entry.uid),
+                "register_entries": sum(entry.uid.get("register", 0) for entry in requests),
+                "unregister_entries": sum(entry.uid.get("unregister", 0) for entry in requests),
+                "show_calls": sum(1 for entry in requests if entry.type == "op"),
+                "table_ips": len(after),
+            }
+        return {
+            "pce": {"requests": len(self.pce.requests), "datafiles": self.pce.datafiles_served},
+            "devices": devices,
+            "dynamodb": self.meter.reset().as_dict(),
+        }
+
+    def _snapshot_layout(self, device_url: str, changed: set[str]) -> Json | None:
+        """The committed snapshot's shard count, and how many shards the changed IPs fall in."""
+        key = {"pk": {"S": urlsplit(device_url).netloc}, "sk": {"S": MANIFEST_KEY}}
+        manifest = self._lookup(TABLE, key)
+        if manifest is None:
+            return None
+        count = int(manifest["shard_count"]["N"])
+        touched = {_ip_hash(ip) & (count - 1) for ip in changed}
+        return {"shards": count, "shards_touched": len(touched), "ips": int(manifest["ips"]["N"])}
+
+    def churn(self, percent: float, seed: int) -> Json:
+        report = churn(self.estate, percent, seed)
+        return {
+            "relabeled": len(report.relabeled),
+            "moved": len(report.moved),
+            "deleted": len(report.deleted),
+            "added": len(report.added),
+            "workloads": len(self.estate.workloads),
+        }
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+        self._aws.shutdown()
+
+
+def _start_moto() -> tuple[DynamoMeter, BaseWSGIServer, ItemLookup]:
+    from moto.backends import get_backend  # noqa: PLC0415 - moto's server pieces load slowly
+    from moto.moto_server.werkzeug_app import (  # noqa: PLC0415
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+
+    def backend() -> Any:
+        return get_backend("dynamodb")[ACCOUNT][REGION]
+
+    def lookup(table: str, key: Json) -> Json | None:
+        item = backend().get_item(table, key)
+        return None if item is None else dict(item.to_json()["Attributes"])
+
+    def key_names(table: str) -> tuple[str, ...]:
+        found = backend().get_table(table)
+        return tuple(name for name in (found.hash_key_attr, found.range_key_attr) if name)
+
+    meter = DynamoMeter(DomainDispatcherApplication(create_backend_app), lookup, key_names)
+    server = make_server("127.0.0.1", 0, meter, threaded=True, request_handler=MotoRequestHandler)
+    threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
+    return meter, server, lookup
+
+
+def _serve(conn: multiprocessing.connection.Connection, spec: WorldSpec) -> None:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per DynamoDB call
+    host = _Host(spec)
+    commands: dict[str, Callable[..., Any]] = {
+        "env": lambda: {**host.env(spec.batch_size), "devices": host.device_urls},
+        "reset": host.reset,
+        "usage": host.usage,
+        "churn": host.churn,
+    }
+    conn.send(("ready", None))
+    while True:
+        command, args = conn.recv()
+        if command == "stop":
+            host.stop()
+            conn.send(("ok", None))
+            return
+        try:
+            conn.send(("ok", commands[command](*args)))
+        except Exception as exc:  # reported to the parent, which raises it
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+class World:
+    """The parent's handle on a world process."""
+
+    def __init__(self, spec: WorldSpec) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_serve, args=(child, spec), name="bench-world", daemon=True)
+
+    @classmethod
+    def start(cls, spec: WorldSpec) -> "World":
+        world = cls(spec)
+        world._process.start()
+        status, detail = world._conn.recv()
+        if status != "ready":
+            raise RuntimeError(f"the benchmark world did not start: {detail}")
+        return world
+
+    def _call(self, command: str, *args: Any) -> Any:
+        self._conn.send((command, args))
+        status, result = self._conn.recv()
+        if status != "ok":
+            raise RuntimeError(f"world command {command} failed: {result}")
+        return result
+
+    def env(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The function environment and the URL of each tool's device."""
+        env = dict(self._call("env"))
+        devices = env.pop("devices")
+        return env, devices
+
+    def reset(self) -> None:
+        self._call("reset")
+
+    def usage(self) -> Json:
+        result: Json = self._call("usage")
+        return result
+
+    def churn(self, percent: float, seed: int) -> Json:
+        result: Json = self._call("churn", percent, seed)
+        return result
+
+    def stop(self) -> None:
+        if self._process.is_alive():
+            self._call("stop")
+        self._process.join(timeout=30)
