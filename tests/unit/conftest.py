@@ -1,9 +1,13 @@
-"""Fixtures shared by the PCE client and PCE emulator tests: one loopback server per module."""
+"""Fixtures shared by unit tests: a moto DynamoDB table, and one PCE loopback server per module."""
 
 from collections.abc import Iterator
+from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
+from emulators.local import TABLE, create_table
 from emulators.pce import PceEmulator
 from emulators.server import LoopbackServer
 from tests.unit.pce_support import CurrentApp
@@ -24,3 +28,19 @@ def server(current: CurrentApp) -> Iterator[LoopbackServer]:
 def pce(current: CurrentApp) -> PceEmulator:
     current.app = PceEmulator()
     return current.app
+
+
+@pytest.fixture
+def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """An in-process moto DynamoDB client with the snapshot table created."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        create_table(client, TABLE)
+        yield client

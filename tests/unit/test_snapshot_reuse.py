@@ -1,36 +1,22 @@
 """A commit re-encodes only the shards whose content changed since the store read or wrote them."""
 
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from dagsync import snapshot as snapshot_module
 from dagsync.snapshot import SnapshotStore
-from emulators.local import create_table
 
 TABLE = "dagsync-snapshots"
 TARGET = "fw.example.com/vsys1"
 
 
 @pytest.fixture
-def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[SnapshotStore]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+def store(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> SnapshotStore:
     monkeypatch.setattr(snapshot_module, "TARGET_IPS_PER_SHARD", 20)
     monkeypatch.setattr(snapshot_module, "MIN_IPS_PER_SHARD", 5)
     monkeypatch.setattr(snapshot_module, "MAX_IPS_PER_SHARD", 40)
-    with mock_aws():
-        client = boto3.client("dynamodb")
-        create_table(client, TABLE)
-        yield SnapshotStore(TABLE, client=client, sleep=lambda _: None)
+    return SnapshotStore(TABLE, client=dynamodb, sleep=lambda _: None)
 
 
 @pytest.fixture
