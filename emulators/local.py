@@ -8,8 +8,7 @@ import json
 import os
 import ssl
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,9 +142,3 @@ class LocalDeployment:
         """Run the real handler once; a failed or partial run raises, as it does in Lambda."""
         result: dict[str, Any] = lambda_handler(dict(event or {}), FakeContext())
         return result
-
-
-@contextmanager
-def local_deployment(**kwargs: Any) -> Iterator[LocalDeployment]:
-    with LocalDeployment(**kwargs) as deployment:
-        yield deployment

@@ -5,7 +5,7 @@ import socket
 import ssl
 import struct
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
@@ -123,10 +123,3 @@ class LoopbackServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def serving(app: App, **kwargs: object) -> Iterator[LoopbackServer]:
-    server = LoopbackServer(app, **kwargs)  # type: ignore[arg-type]
-    with server:
-        yield server

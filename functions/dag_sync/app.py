@@ -28,6 +28,7 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     request = None
     try:
         request = parse_event(event)
+        logger.append_keys(trigger=request.trigger, mode=request.mode)
         settings = load_settings(os.environ)
         for note in settings.insecure_settings():
             logger.warning(note)

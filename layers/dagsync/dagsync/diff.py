@@ -45,6 +45,11 @@ def subtract(left: TagMap, right: TagMap) -> dict[str, frozenset[str]]:
     return result
 
 
+def intersect(left: TagMap, right: TagMap) -> dict[str, frozenset[str]]:
+    """Pairs in both maps, per IP."""
+    return subtract(left, subtract(left, right))
+
+
 def union(left: TagMap, right: TagMap) -> dict[str, frozenset[str]]:
     result = dict(left)
     for ip, tags in right.items():

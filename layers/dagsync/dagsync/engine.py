@@ -12,17 +12,18 @@ from typing import Literal, Protocol
 from aws_lambda_powertools import Logger
 
 from dagsync.config import Settings, Target
-from dagsync.diff import Plan, plan_changes, removal_blocked, subtract, union, with_prefix
+from dagsync.diff import Plan, intersect, plan_changes, removal_blocked, subtract, union, with_prefix
 from dagsync.errors import DagSyncError, PanosError, PceError, SnapshotConflict
 from dagsync.events import SyncRequest
 from dagsync.mapping import MappingResult, map_workloads
 from dagsync.memory import collector_paused
 from dagsync.models import TagMap, Workload, count_pairs
+from dagsync.observability import SERVICE
 from dagsync.panos_xml import chunk_entries
 from dagsync.result import RunResult, TargetResult
 from dagsync.snapshot import Lease, Snapshot
 
-logger = Logger(service="dagsync", child=True)
+logger = Logger(service=SERVICE, child=True)
 
 # The drift canary (SPEC §4.8): a non-persistent registration of a documentation address
 # (RFC 5737 TEST-NET-1, never routed) that a reboot or a table clear removes. The mapping
@@ -207,7 +208,8 @@ class SyncEngine:
             if run.repair is not None:
                 run.result.drift_repaired = run.repair.register_count + run.repair.unregister_count
             return
-        needs_canary = snapshot.generation == 0 or drift_reason is not None
+        # Every reconcile (a first run included) ends by arming the canary, even with nothing to send.
+        needs_canary = drift_reason is not None
         if plan.empty and not needs_canary:
             return
         lease = self._store.acquire(snapshot, self._run_id, self._lease_seconds)
@@ -290,8 +292,8 @@ class SyncEngine:
         run.result.unregistered = count_pairs(unregistered.done)
         if run.repair is not None:
             repaired = (
-                _common(run.repair.register, registered.done),
-                _common(run.repair.unregister, unregistered.done),
+                intersect(run.repair.register, registered.done),
+                intersect(run.repair.unregister, unregistered.done),
             )
             run.result.drift_repaired = sum(count_pairs(pairs) for pairs in repaired)
         if error is not None:
@@ -343,8 +345,3 @@ class SyncEngine:
                         "audit", extra={"action": verb, "target": name, "ip": ip, "tags": sorted(tags)}
                     )
         return push
-
-
-def _common(left: TagMap, right: TagMap) -> dict[str, frozenset[str]]:
-    """Pairs in both maps."""
-    return subtract(left, subtract(left, right))

@@ -1,6 +1,6 @@
 """Plain data shared across layers: workloads, pairs and tag maps."""
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 # One IP and the set of our tags on it. The whole tool reasons per IP because PAN-OS
@@ -27,10 +27,3 @@ def iter_pairs(tag_map: TagMap) -> Iterator[Pair]:
     for ip in sorted(tag_map):
         for tag in sorted(tag_map[ip]):
             yield ip, tag
-
-
-def tag_map_from_pairs(pairs: Iterable[Pair]) -> dict[str, frozenset[str]]:
-    grouped: dict[str, set[str]] = {}
-    for ip, tag in pairs:
-        grouped.setdefault(ip, set()).add(tag)
-    return {ip: frozenset(tags) for ip, tags in grouped.items()}
