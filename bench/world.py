@@ -11,7 +11,6 @@ The parent drives the world through a pipe: `World.start(...)`, then `env()`, `r
 """
 
 import gc
-import json
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -28,7 +27,7 @@ from bench.meter import DynamoMeter, ItemLookup, Json
 from dagsync.engine import CANARY_IP
 from dagsync.snapshot import MANIFEST_KEY, _ip_hash
 from emulators.estate import churn, generate_estate
-from emulators.local import PANOS_API_KEY, PANOS_SECRET, PCE_SECRET, REGION, TABLE, create_table
+from emulators.local import PANOS_API_KEY, PANOS_SECRET, PCE_SECRET, REGION, TABLE, provision
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator
 from emulators.server import LoopbackServer
@@ -78,11 +77,7 @@ class _Host:
                 aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
             )
 
-        create_table(client("dynamodb"))
-        secrets = client("secretsmanager")
-        pce_secret = {"auth_username": self.pce.auth_username, "secret": self.pce.secret}
-        secrets.create_secret(Name=PCE_SECRET, SecretString=json.dumps(pce_secret))
-        secrets.create_secret(Name=PANOS_SECRET, SecretString=json.dumps({"api_key": PANOS_API_KEY}))
+        provision(client("dynamodb"), client("secretsmanager"), self.pce)
         self.meter.reset()
 
     def env(self, batch_size: int) -> dict[str, str]:

@@ -56,6 +56,15 @@ def create_table(client: Any, name: str = TABLE) -> None:
     )
 
 
+def provision(dynamodb: Any, secretsmanager: Any, pce: PceEmulator) -> None:
+    """The table and the two secrets, holding the emulators' credentials."""
+    create_table(dynamodb)
+    secretsmanager.create_secret(
+        Name=PCE_SECRET, SecretString=json.dumps({"auth_username": pce.auth_username, "secret": pce.secret})
+    )
+    secretsmanager.create_secret(Name=PANOS_SECRET, SecretString=json.dumps({"api_key": PANOS_API_KEY}))
+
+
 def cold_start() -> None:
     """Forget cached secrets, clients and generated API keys, as a new Lambda container would."""
     parameters_base.clear_caches()  # type: ignore[no-untyped-call]
@@ -126,13 +135,7 @@ class LocalDeployment:
         return boto3.client(service, region_name=REGION)
 
     def _provision(self) -> None:
-        create_table(self.client("dynamodb"))
-        secrets = self.client("secretsmanager")
-        secrets.create_secret(
-            Name=PCE_SECRET,
-            SecretString=json.dumps({"auth_username": self.pce.auth_username, "secret": self.pce.secret}),
-        )
-        secrets.create_secret(Name=PANOS_SECRET, SecretString=json.dumps({"api_key": PANOS_API_KEY}))
+        provision(self.client("dynamodb"), self.client("secretsmanager"), self.pce)
 
     def put_secret(self, secret_id: str, value: str) -> None:
         self.client("secretsmanager").put_secret_value(SecretId=secret_id, SecretString=value)

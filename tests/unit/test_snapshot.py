@@ -12,9 +12,9 @@ from botocore.exceptions import ClientError
 from dagsync import snapshot as snapshot_module
 from dagsync.errors import SnapshotConflict, SnapshotError
 from dagsync.snapshot import Lease, SnapshotStore
+from emulators.local import TABLE
 from tests.clock import FakeClock
 
-TABLE = "dagsync-snapshots"
 TARGET = "panorama.example.com/007051000123456/vsys1"
 START = 1_700_000_000.0
 ITEM_LIMIT = 400 * 1024

@@ -6,8 +6,8 @@ import pytest
 
 from dagsync import snapshot as snapshot_module
 from dagsync.snapshot import SnapshotStore
+from emulators.local import TABLE
 
-TABLE = "dagsync-snapshots"
 TARGET = "fw.example.com/vsys1"
 
 
