@@ -4,7 +4,7 @@ Every client (PCE, PAN-OS, DynamoDB) runs its attempts through `Retrier.call`. A
 should be tried again raises `Retryable`; anything else propagates at once. Retrying stops when
 the policy's attempts are used up or when the next wait would end past the run's deadline, and
 the caller then gets `RetriesExhausted`, which says how many attempts were made and how long
-was waited, so the caller's error can say so too. See docs/design.md#retries.
+was waited, so the caller's error can say so too. See docs/sync.md#retries.
 """
 
 import random
