@@ -121,7 +121,7 @@ def test_the_message_names_the_variable_its_rule_and_the_value():
 
 
 def test_the_first_bad_variable_is_the_one_reported():
-    with pytest.raises(ConfigError, match="^PCE_ORG_ID "):
+    with pytest.raises(ConfigError, match=r"^PCE_ORG_ID "):
         settings(BATCH_SIZE="0", PCE_ORG_ID="zero")
 
 
