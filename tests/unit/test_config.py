@@ -1,4 +1,4 @@
-"""docs/configuration.md#validation: configuration is validated once, with one clear error naming the bad variable."""
+"""SPEC §1: configuration is validated once, with one clear error naming the bad variable."""
 
 import ipaddress
 

@@ -1,4 +1,4 @@
-"""docs/invocation.md#manual: accepted and rejected invocation events, and the run's deadline."""
+"""SPEC §5: accepted and rejected invocation events."""
 
 import json
 from pathlib import Path

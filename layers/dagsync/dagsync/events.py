@@ -1,7 +1,4 @@
-"""Invocation: which events start which kind of run, and by when it must stop.
-
-See docs/invocation.md#scheduled and docs/invocation.md#manual.
-"""
+"""SPEC §5: which invocation events start which kind of run."""
 
 import inspect
 import time

@@ -1,8 +1,4 @@
-"""The summary a run returns and logs (docs/results.md#summary).
-
-Optional keys appear only when they say something: a summary of an ordinary run is as short as
-the documented example.
-"""
+"""SPEC §6: the summary a run returns and logs."""
 
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -13,6 +9,8 @@ Source = Literal["export", "events", "none"]
 _SEVERITY: tuple[Status, ...] = ("failed", "partial", "blocked", "incomplete", "conflict", "ok")
 # What makes a run raise, so Lambda retries and the Errors alarm see it; `incomplete` is progress.
 _RAISING: frozenset[Status] = frozenset({"failed", "partial"})
+# Optional keys of a summary appear only when they say something: the summary of an ordinary run is
+# as short as the documented example (docs/results.md#summary).
 
 
 @dataclass
