@@ -29,6 +29,7 @@ _HEADINGS = ("DAG", "FILTER", "JOINS", "LEAVES")
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    deadline = deadline_after(args.deadline)  # counted from the start, secrets and setup included
     base = _COMMANDS[args.command]
     request = SyncRequest(mode=base.mode, dry_run=base.dry_run or args.dry_run, force=args.force)
     with run_log_keys(request):
@@ -40,10 +41,7 @@ def main(argv: list[str] | None = None) -> int:
                 settings, run_id=f"cli-{uuid.uuid4()}", lease_seconds=settings.lease_seconds(args.deadline)
             )
             result = start_run(
-                engine.run,
-                request,
-                deadline=deadline_after(args.deadline),
-                stuck_after_seconds=settings.stuck_conflict_seconds,
+                engine.run, request, deadline=deadline, stuck_after_seconds=settings.stuck_conflict_seconds
             )
         except DagSyncError as exc:
             print(f"error: {exc}", file=sys.stderr)
