@@ -12,9 +12,11 @@ from typing import Literal, Protocol
 from aws_lambda_powertools import Logger
 
 from dagsync.config import Settings, Target
+from dagsync.deadline import Deadline
 from dagsync.diff import Plan, intersect, plan_changes, removal_blocked, subtract, union, with_prefix
 from dagsync.errors import DagSyncError, PanosError, PceError, SnapshotConflict
 from dagsync.events import SyncRequest
+from dagsync.fanout import run_in_parallel
 from dagsync.mapping import MappingResult, map_workloads
 from dagsync.memory import collector_paused
 from dagsync.models import TagMap, Workload, count_pairs
@@ -80,8 +82,22 @@ class _TargetRun:
     request: SyncRequest
     dry_run: bool
     result: TargetResult
+    deadline: Deadline
     # On a reconcile: what it sends that a snapshot-based sync would not (the drift it repairs).
     repair: Plan | None = None
+
+
+@dataclass(frozen=True)
+class ProgressPolicy:
+    """How often a long push commits what the device confirmed (docs/sync.md#crash-rules).
+
+    A killed run repeats at most the batches sent since the last progress commit; each commit
+    rewrites the shards the push touched, so committing after every batch would cost more
+    DynamoDB writes than the pairs are worth.
+    """
+
+    every_batches: int = 100
+    every_seconds: float = 30.0
 
 
 @dataclass
@@ -91,6 +107,44 @@ class _Push:
     done: dict[str, frozenset[str]] = field(default_factory=dict)
     failed: dict[str, frozenset[str]] = field(default_factory=dict)
     error: PanosError | None = None
+
+
+@dataclass
+class _Progress:
+    """A push under way: what was there before, what the plan sends, and what came of it so far."""
+
+    confirmed: TagMap
+    uncertain: TagMap
+    plan: Plan
+    registered: _Push = field(default_factory=_Push)
+    unregistered: _Push = field(default_factory=_Push)
+    stopped_early: bool = False
+
+    @property
+    def error(self) -> PanosError | None:
+        return self.registered.error or self.unregistered.error
+
+    def settled(self) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+        """The snapshot once the push ends here: confirmed and uncertain pairs."""
+        settled = union(self.registered.done, self.unregistered.done)
+        unsettled = union(self.registered.failed, self.unregistered.failed)
+        confirmed = union(
+            subtract(subtract(self.confirmed, self.unregistered.done), unsettled), self.registered.done
+        )
+        return confirmed, union(subtract(self.uncertain, settled), unsettled)
+
+    def unsent(self) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+        """Planned pairs not yet sent: registrations, then unregistrations."""
+        sent_register = union(self.registered.done, self.registered.failed)
+        sent_unregister = union(self.unregistered.done, self.unregistered.failed)
+        return subtract(self.plan.register, sent_register), subtract(self.plan.unregister, sent_unregister)
+
+    def checkpoint(self) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+        """The snapshot to record while pushing: what is settled, with every unsent pair uncertain
+        (still write-ahead), so a kill after this point repeats only what follows it."""
+        confirmed, uncertain = self.settled()
+        register, unregister = self.unsent()
+        return subtract(confirmed, unregister), union(uncertain, union(register, unregister))
 
 
 class SyncEngine:
@@ -104,6 +158,7 @@ class SyncEngine:
         run_id: str,
         lease_seconds: float = 900.0,
         clock: Callable[[], float] = time.monotonic,
+        progress: ProgressPolicy = ProgressPolicy(),
     ) -> None:
         self._settings = settings
         self._inventory = inventory
@@ -112,14 +167,17 @@ class SyncEngine:
         self._run_id = run_id
         self._lease_seconds = lease_seconds
         self._clock = clock
+        self._progress = progress
 
     @property
     def canary_tag(self) -> str:
         return self._settings.tag_prefix + CANARY_TAG_SUFFIX
 
     @collector_paused()
-    def run(self, request: SyncRequest) -> RunResult:
+    def run(self, request: SyncRequest, deadline: Deadline | None = None) -> RunResult:
+        """One run over every target; `deadline` bounds it (docs/fan-out.md#deadlines)."""
         started = self._clock()
+        deadline = deadline or Deadline(None, self._clock)
         dry_run = request.dry_run or self._settings.dry_run
         result = RunResult(mode=request.mode, dry_run=dry_run)
         try:
@@ -135,8 +193,11 @@ class SyncEngine:
             )
             for warning in mapping.warnings:
                 logger.warning(warning)
-            for target in self._settings.targets:
-                result.targets.append(self._sync_target(target, mapping.desired, request, dry_run))
+            result.targets = run_in_parallel(
+                self._settings.targets,
+                lambda target: self._sync_target(target, mapping.desired, request, dry_run, deadline),
+                workers=self._settings.panos_max_concurrency,
+            )
         result.duration_ms = int((self._clock() - started) * 1000)
         return result
 
@@ -151,14 +212,14 @@ class SyncEngine:
         )
 
     def _sync_target(
-        self, target: Target, desired: TagMap, request: SyncRequest, dry_run: bool
+        self, target: Target, desired: TagMap, request: SyncRequest, dry_run: bool, deadline: Deadline
     ) -> TargetResult:
         """One target, isolated: whatever goes wrong here is this target's status, not the run's."""
         result = TargetResult(target=target.name)
         device: Device | None = None
         try:
             device = self._device_for(target)
-            self._sync(_TargetRun(target, device, desired, request, dry_run, result))
+            self._sync(_TargetRun(target, device, desired, request, dry_run, result, deadline))
         except SnapshotConflict as exc:
             result.status, result.error = "conflict", str(exc)
             logger.warning("another run holds this target; nothing committed", extra={"target": target.name})
@@ -264,30 +325,33 @@ class SyncEngine:
         *,
         needs_canary: bool,
     ) -> None:
-        """Registrations, then unregistrations, then one commit of what the device confirmed."""
-        confirmed, uncertain = previous
+        """Registrations, then unregistrations, committing progress as it goes, then the commit."""
+        progress = _Progress(*previous, plan)
         if not plan.empty:
             # Write-ahead: every pair about to be sent is first recorded as uncertain, so that a run
             # killed before its commit leaves a snapshot from which the next run resends or takes
             # back each of them, whatever the estate has become by then.
-            lease = self._store.checkpoint(
-                lease,
-                subtract(confirmed, plan.unregister),
-                union(uncertain, union(plan.register, plan.unregister)),
-            )
-        registered = self._push(run, "register", plan.register)
-        unregistered = _Push()
-        if registered.error is None:
-            unregistered = self._push(run, "unregister", plan.unregister)
-        error = registered.error or unregistered.error
-        settled = union(registered.done, unregistered.done)
-        unsettled = union(registered.failed, unregistered.failed)
-        new_confirmed = union(subtract(subtract(confirmed, unregistered.done), unsettled), registered.done)
-        new_uncertain = union(subtract(uncertain, settled), unsettled)
-        self._store.commit(lease, new_confirmed, new_uncertain)
-        # Only after the commit: a canary on the device promises a snapshot that matches it.
-        if needs_canary and error is None:
+            lease = self._commit_progress(run, lease, progress)
+        lease = self._push(run, lease, progress, "register")
+        if progress.error is None and not progress.stopped_early:
+            lease = self._push(run, lease, progress, "unregister")
+        started = self._clock()
+        self._store.commit(lease, *progress.settled())
+        run.deadline.record_commit(self._clock() - started)
+        # Only after the commit: a canary on the device promises a snapshot that matches it. A push
+        # stopped by the deadline keeps that promise too (what it did not send is not recorded).
+        if needs_canary and progress.error is None:
             self._register_canary(run)
+        self._report(run, progress)
+
+    def _commit_progress(self, run: _TargetRun, lease: Lease, progress: _Progress) -> Lease:
+        started = self._clock()
+        lease = self._store.checkpoint(lease, *progress.checkpoint())
+        run.deadline.record_commit(self._clock() - started)
+        return lease
+
+    def _report(self, run: _TargetRun, progress: _Progress) -> None:
+        registered, unregistered = progress.registered, progress.unregistered
         run.result.registered = count_pairs(registered.done)
         run.result.unregistered = count_pairs(unregistered.done)
         if run.repair is not None:
@@ -296,12 +360,22 @@ class SyncEngine:
                 intersect(run.repair.unregister, unregistered.done),
             )
             run.result.drift_repaired = sum(count_pairs(pairs) for pairs in repaired)
-        if error is not None:
-            run.result.status, run.result.error = "failed", str(error)
+        unsettled = count_pairs(registered.failed) + count_pairs(unregistered.failed)
+        if progress.error is not None:
+            run.result.status, run.result.error = "failed", str(progress.error)
         elif unsettled:
             run.result.status = "partial"
+            run.result.error = f"{unsettled} pairs were refused by the device; the next run retries them"
+        elif progress.stopped_early:
+            register, unregister = progress.unsent()
+            run.result.status = "incomplete"
+            run.result.remaining = count_pairs(register) + count_pairs(unregister)
             run.result.error = (
-                f"{count_pairs(unsettled)} pairs were refused by the device; the next run retries them"
+                f"the run's time ran out with {run.result.remaining} pairs still to send; "
+                "what the device confirmed is committed and the next run goes on"
+            )
+            logger.warning(
+                "target incomplete", extra={"target": run.target.name, "remaining": run.result.remaining}
             )
 
     def _register_canary(self, run: _TargetRun) -> None:
@@ -319,29 +393,49 @@ class SyncEngine:
             extra={"target": run.target.name, "error": problem},
         )
 
-    def _push(self, run: _TargetRun, verb: Literal["register", "unregister"], entries: TagMap) -> _Push:
-        """Send `entries` in batches; stop at the first batch the device cannot take."""
-        push = _Push()
+    def _push(
+        self, run: _TargetRun, lease: Lease, progress: _Progress, verb: Literal["register", "unregister"]
+    ) -> Lease:
+        """Send one direction in batches: stop at the first batch the device cannot take, and
+        start no batch the deadline leaves no time for."""
+        push = progress.registered if verb == "register" else progress.unregistered
+        entries = progress.plan.register if verb == "register" else progress.plan.unregister
         send = run.device.register if verb == "register" else run.device.unregister
         name = run.target.name
+        batches_since_commit, last_commit = 0, self._clock()
         for batch in chunk_entries(entries, self._settings.batch_size):
+            if not run.deadline.allows_more_work():
+                progress.stopped_early = True
+                return lease
+            started = self._clock()
             try:
                 outcome = send(batch)
             except PanosError as exc:
                 push.failed.update(batch)
                 push.error = exc
                 logger.error(f"{verb} batch failed; stopping this target", extra={"target": name})
-                return push
-            for ip, tags in batch.items():
-                if ip in outcome.failed:
-                    push.failed[ip] = tags
-                    logger.error(
-                        f"{verb} refused",
-                        extra={"target": name, "ip": ip, "device_message": outcome.failed[ip]},
-                    )
-                else:
-                    push.done[ip] = tags
-                    logger.info(
-                        "audit", extra={"action": verb, "target": name, "ip": ip, "tags": sorted(tags)}
-                    )
-        return push
+                return lease
+            run.deadline.record_batch(self._clock() - started)
+            self._settle(name, verb, batch, outcome, push)
+            batches_since_commit += 1
+            if (
+                batches_since_commit >= self._progress.every_batches
+                or self._clock() - last_commit >= self._progress.every_seconds
+            ):
+                lease = self._commit_progress(run, lease, progress)
+                batches_since_commit, last_commit = 0, self._clock()
+        return lease
+
+    @staticmethod
+    def _settle(name: str, verb: str, batch: TagMap, outcome: UidOutcome, push: _Push) -> None:
+        """Each entry's own result: done (and audited once) or refused (and retried next run)."""
+        for ip, tags in batch.items():
+            if ip in outcome.failed:
+                push.failed[ip] = tags
+                logger.error(
+                    f"{verb} refused",
+                    extra={"target": name, "ip": ip, "device_message": outcome.failed[ip]},
+                )
+            else:
+                push.done[ip] = tags
+                logger.info("audit", extra={"action": verb, "target": name, "ip": ip, "tags": sorted(tags)})
