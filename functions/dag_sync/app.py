@@ -6,8 +6,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dagsync.config import load_settings
+from dagsync.deadline import deadline_after
 from dagsync.errors import DagSyncError
-from dagsync.events import SyncRequest, deadline_after, parse_event, start_run
+from dagsync.events import SyncRequest, parse_event
 from dagsync.observability import logger, metrics, publish_metrics, run_log_keys
 from dagsync.result import RunResult
 from dagsync.runtime import build_engine
@@ -43,9 +44,7 @@ def _run(
         engine = build_engine(
             settings, run_id=context.aws_request_id, lease_seconds=settings.lease_seconds(remaining_seconds)
         )
-        return start_run(
-            engine.run, request, deadline=deadline, stuck_after_seconds=settings.stuck_conflict_seconds
-        )
+        return engine.run(request, deadline=deadline)
     except DagSyncError as exc:
         error = str(exc)
     except Exception as exc:

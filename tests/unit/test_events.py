@@ -6,9 +6,7 @@ from pathlib import Path
 import pytest
 
 from dagsync.errors import EventError
-from dagsync.events import SyncRequest, deadline_after, parse_event, start_run
-from dagsync.result import RunResult
-from tests.clock import FakeClock
+from dagsync.events import SyncRequest, parse_event
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
@@ -83,40 +81,3 @@ def test_force_on_a_scheduled_event_is_rejected(force):
 
 def test_a_scheduled_event_never_asks_for_force():
     assert not parse_event(load("scheduled.json")).force
-
-
-def test_a_deadline_is_the_clock_plus_the_time_allowed():
-    clock = FakeClock(1000.0)
-    assert deadline_after(42.5, clock) == 1042.5
-
-
-def test_no_time_limit_means_no_deadline():
-    assert deadline_after(None) is None
-
-
-def test_an_engine_that_takes_a_deadline_gets_it():
-    seen = []
-
-    def run(request: SyncRequest, *, deadline: float | None = None) -> RunResult:
-        seen.append((request, deadline))
-        return RunResult(mode=request.mode, dry_run=request.dry_run)
-
-    start_run(run, SyncRequest(), deadline=123.0, stuck_after_seconds=1800.0)
-    assert seen == [(SyncRequest(), 123.0)]
-
-
-def test_an_engine_without_a_deadline_still_runs():
-    def run(request: SyncRequest) -> RunResult:
-        return RunResult(mode=request.mode, dry_run=request.dry_run)
-
-    assert start_run(run, SyncRequest(), deadline=123.0, stuck_after_seconds=1800.0).mode == "sync"
-
-
-@pytest.mark.parametrize("force", [True, False])
-def test_the_result_says_whether_the_run_was_forced(force):
-    def run(request: SyncRequest) -> RunResult:
-        return RunResult(mode=request.mode, dry_run=request.dry_run)
-
-    result = start_run(run, SyncRequest(force=force), deadline=None, stuck_after_seconds=1800.0)
-    assert result.forced is force
-    assert result.stuck_after_seconds == 1800.0

@@ -13,8 +13,9 @@ import uuid
 from collections.abc import Iterator, Sequence
 
 from dagsync.config import load_settings
+from dagsync.deadline import deadline_after
 from dagsync.errors import DagSyncError
-from dagsync.events import SyncRequest, deadline_after, start_run
+from dagsync.events import SyncRequest
 from dagsync.observability import run_log_keys
 from dagsync.result import DagChange, RunResult, TargetResult
 from dagsync.runtime import build_engine
@@ -40,9 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             engine = build_engine(
                 settings, run_id=f"cli-{uuid.uuid4()}", lease_seconds=settings.lease_seconds(args.deadline)
             )
-            result = start_run(
-                engine.run, request, deadline=deadline, stuck_after_seconds=settings.stuck_conflict_seconds
-            )
+            result = engine.run(request, deadline=deadline)
         except DagSyncError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -15,6 +15,11 @@ Clock = Callable[[], float]
 MARGIN_FRACTION = 0.1
 
 
+def deadline_after(seconds: float | None, clock: Clock = time.monotonic) -> float | None:
+    """The `clock` time by which a run allowed `seconds` must have stopped; None means no deadline."""
+    return None if seconds is None else clock() + seconds
+
+
 @dataclass
 class Deadline:
     """A point on `clock` (None: no deadline, as for the CLI by default) and what work has cost.
@@ -31,10 +36,6 @@ class Deadline:
 
     def __post_init__(self) -> None:
         self.started_with = 0.0 if self.at is None else max(self.at - self.clock(), 0.0)
-
-    @classmethod
-    def after(cls, seconds: float | None, clock: Clock = time.monotonic) -> "Deadline":
-        return cls(None if seconds is None else clock() + seconds, clock)
 
     def remaining(self) -> float | None:
         return None if self.at is None else self.at - self.clock()

@@ -174,12 +174,18 @@ class SyncEngine:
         return self._settings.tag_prefix + CANARY_TAG_SUFFIX
 
     @collector_paused()
-    def run(self, request: SyncRequest, deadline: Deadline | None = None) -> RunResult:
-        """One run over every target; `deadline` bounds it (docs/fan-out.md#deadlines)."""
+    def run(self, request: SyncRequest, *, deadline: float | None = None) -> RunResult:
+        """One run over every target; `deadline`, a time on the engine's clock, bounds it
+        (docs/fan-out.md#deadlines)."""
         started = self._clock()
-        deadline = deadline or Deadline(None, self._clock)
+        budget = Deadline(deadline, self._clock)
         dry_run = request.dry_run or self._settings.dry_run
-        result = RunResult(mode=request.mode, dry_run=dry_run)
+        result = RunResult(
+            mode=request.mode,
+            dry_run=dry_run,
+            forced=request.force,
+            stuck_after_seconds=self._settings.stuck_conflict_seconds,
+        )
         try:
             mapping = self._desired()
         except PceError as exc:
@@ -195,7 +201,7 @@ class SyncEngine:
                 logger.warning(warning)
             result.targets = run_in_parallel(
                 self._settings.targets,
-                lambda target: self._sync_target(target, mapping.desired, request, dry_run, deadline),
+                lambda target: self._sync_target(target, mapping.desired, request, dry_run, budget),
                 workers=self._settings.panos_max_concurrency,
             )
         result.duration_ms = int((self._clock() - started) * 1000)

@@ -1,8 +1,5 @@
 """SPEC §5: which invocation events start which kind of run."""
 
-import inspect
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -11,7 +8,6 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
 
 from dagsync.errors import EventError
-from dagsync.result import RunResult
 
 Mode = Literal["sync", "reconcile"]
 _SCHEDULE_SOURCES = {"aws.events", "aws.scheduler"}
@@ -59,32 +55,6 @@ def parse_event(event: Any) -> SyncRequest:
         return SyncRequest(mode=options.mode, dry_run=options.dry_run, trigger="schedule")
     manual = _options(event, ManualEvent, "a manual event")
     return SyncRequest(mode=manual.mode, dry_run=manual.dry_run, force=manual.force)
-
-
-def deadline_after(seconds: float | None, clock: Callable[[], float] = time.monotonic) -> float | None:
-    """The `clock` time by which a run allowed `seconds` must have stopped; None means no deadline."""
-    return None if seconds is None else clock() + seconds
-
-
-def start_run(
-    run: Callable[..., RunResult],
-    request: SyncRequest,
-    *,
-    deadline: float | None,
-    stuck_after_seconds: float,
-) -> RunResult:
-    """Run `request` through an engine's `run`, and complete the result with what the entry point knows.
-
-    The engine gets the deadline when its `run` takes one. The result says whether the run was
-    forced, and how long a conflict may last before it counts as a stuck lease.
-    """
-    if "deadline" in inspect.signature(run).parameters:
-        result = run(request, deadline=deadline)
-    else:
-        result = run(request)
-    result.forced = request.force
-    result.stuck_after_seconds = stuck_after_seconds
-    return result
 
 
 def _options[Options: ScheduledOptions](data: Any, model: type[Options], what: str) -> Options:
