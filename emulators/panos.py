@@ -1129,7 +1129,13 @@ class PanosEmulator:
     # -- type=config ---------------------------------------------------------------------------
 
     def _config(self, device: Device, params: dict[str, str]) -> Response:
-        """`action=show` reads the running configuration, `action=get` the candidate (reference §7.1)."""
+        """`action=show` reads the running configuration, `action=get` the candidate (reference §7.1).
+
+        An xpath naming several nodes (`.../device-group/entry/address-group`) answers each of
+        them in turn inside `<result>`, without the device-group names; a reader that needs them
+        asks for `.../device-group` instead. Whether `show` takes such an xpath on a real
+        device is not captured [unverified].
+        """
         action = params.get("action")
         if action not in {"show", "get"}:
             return _xml_error("400", f"config action {action!r} is not emulated")
