@@ -20,12 +20,16 @@ relabel, set_addresses.
 Fault injection (plain attributes; counters decrement as requests consume them):
 
 * `reset_next`: drop the connection of the next N requests.
-* `rate_limit_next`: answer the next N requests 429, with `Retry-After: rate_limit_retry_after`
-  (set it to None to send no Retry-After).
+* `rate_limit_next`: answer the next N requests 429 `too_many_requests_error`. Like the real PCE
+  as far as anyone has seen, without Retry-After; set `rate_limit_retry_after` to add one.
+* `requests_per_minute`: when set, a rolling minute of at most this many requests (per API key,
+  as docs 23.5 "REST API Limits" put it); beyond it, the same 429. Every authenticated request
+  counts, the rejected ones too (whether a real PCE counts them is undocumented: the hard case).
 * `fail_next`: answer the next N requests `fail_status` (default 503).
 * `fault_path`: when set, only requests whose path contains it consume the three faults above.
 * `job_outcome`: "done" (default), "failed" or "cancelled" after `running_polls`, or
-  "running" to stay running forever. Captured when a job is created.
+  "running" to stay running forever. Captured when a job is created. A failed or cancelled job
+  carries `result.message` (`job_message`, or a message naming the outcome).
 * `retry_after` / `poll_retry_after`: Retry-After seconds on the 202 / on job polls (None: absent).
 * `location_style`: "relative" (`/orgs/...`), "api" (`/api/v2/orgs/...`) or "absolute".
 * `ignore_prefer`: answer async requests synchronously (200, at most 500 objects).
@@ -35,8 +39,13 @@ Fault injection (plain attributes; counters decrement as requests consume them):
 * `max_jobs`: how many jobs (and their datafiles) are kept; older ones answer 404. 0 makes
   every job vanish right after it is accepted.
 
-Defaults keep a run short but realistic: Retry-After 1 on the 202, one "running" poll. Tests
+Defaults keep a run short but realistic: Retry-After 1 on the 202, one "running" poll, no rate
+limit. Tests
 that use real time can set `retry_after = 0` and `running_polls = 0`.
+
+Error bodies are `[{"token": "…_error", "message": "…"}]`, the real PCE's shape (tokens such as
+`not_found_error`, `too_many_requests_error`). Time comes from `clock` (epoch seconds, default
+the wall clock), so tests move it without sleeping.
 
 Records: `requests` (LoggedRequest: method, path, query, headers without Authorization,
 status), `jobs_created`, `datafiles_served`, and count(path_fragment).
@@ -49,10 +58,13 @@ import hmac
 import json
 import re
 import threading
+import time
 import uuid
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any, Literal
 
 from emulators.estate import Estate, set_label
@@ -66,6 +78,22 @@ LabelMode = Literal["inline", "href"]
 SYNC_LIMIT = 500
 _ORG_PATH = re.compile(r"^/api/v2/orgs/(\d+)/(.+)$")
 _JSON = {"Content-Type": "application/json"}
+# `not_acceptable_error` and `too_many_requests_error` are seen in captures (reference §5); the
+# others follow the same `<reason>_error` pattern [unverified].
+_ERROR_TOKENS = {
+    401: "authentication_failed_error",
+    403: "forbidden_error",
+    404: "not_found_error",
+    405: "method_not_allowed_error",
+    406: "not_acceptable_error",
+    429: "too_many_requests_error",
+    500: "internal_server_error",
+    502: "bad_gateway_error",
+    503: "service_unavailable_error",
+    504: "gateway_timeout_error",
+}
+_JOB_MESSAGES = {"failed": "Async collection job failed", "cancelled": "Async collection job was cancelled"}
+RATE_WINDOW_SECONDS = 60.0
 
 
 @dataclass
@@ -86,6 +114,7 @@ class _Job:
     outcome: JobOutcome
     running_polls: int
     requested_at: str
+    message: str
     polls: int = 0
 
 
@@ -103,8 +132,10 @@ class PceEmulator:
         secret: str = DEFAULT_SECRET,
         workloads: list[Json] | None = None,
         labels: dict[str, Json] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.org_id = org_id
+        self.clock = clock
         self.auth_username = auth_username
         self.secret = secret
         self.workloads: list[Json] = workloads if workloads is not None else []
@@ -119,6 +150,7 @@ class PceEmulator:
         # Behaviour and faults (see the module docstring).
         self.running_polls = 1
         self.job_outcome: JobOutcome = "done"
+        self.job_message: str | None = None
         self.retry_after: int | None = 1
         self.poll_retry_after: int | None = None
         self.location_style: LocationStyle = "relative"
@@ -127,7 +159,9 @@ class PceEmulator:
         self.compress_datafiles = False
         self.reset_next = 0
         self.rate_limit_next = 0
-        self.rate_limit_retry_after: str | None = "1"
+        self.rate_limit_retry_after: str | None = None
+        self.requests_per_minute: int | None = None
+        self._request_times: deque[float] = deque()
         self.fail_next = 0
         self.fail_status = 503
         self.fault_path: str | None = None
@@ -238,11 +272,13 @@ class PceEmulator:
 
     def _route(self, request: Request) -> Response:
         if not request.path.startswith("/api/v2/"):
-            return _error(404, "not_found", "Not Found")
+            return _error(404, "Not Found")
         if not self._authorized(request.headers.get("authorization", "")):
-            response = _error(401, "authentication_failed", "Authentication required")
+            response = _error(401, "Authentication required")
             response.headers["WWW-Authenticate"] = 'Basic realm="PCE"'
             return response
+        if self._over_rate_limit():
+            return self._too_many_requests()
         fault = self._fault(request.path)
         if fault is not None:
             return fault
@@ -250,22 +286,22 @@ class PceEmulator:
             return _json(200, [{"status": "normal", "type": "emulator"}])
         match = _ORG_PATH.match(request.path)
         if match is None:
-            return _error(404, "not_found", "Not Found")
+            return _error(404, "Not Found")
         if int(match.group(1)) != self.org_id:
             # [unverified] what a real PCE answers for an org the key does not belong to; 403
             # is what the reference's /settings/workloads probe note implies.
-            return _error(403, "forbidden", "Not authorized for this organization")
+            return _error(403, "Not authorized for this organization")
         rest = match.group(2).rstrip("/")
         if rest in ("workloads", "labels"):
             if request.method != "GET":
-                return _error(405, "method_not_allowed", "Method Not Allowed")
+                return _error(405, "Method Not Allowed")
             return self._collection(request, rest)
         parts = rest.split("/")
         if len(parts) == 2 and parts[0] == "jobs":
             return self._job(request, parts[1])
         if len(parts) == 2 and parts[0] == "datafiles" and request.method == "GET":
             return self._datafile(request, parts[1])
-        return _error(404, "not_found", "Not Found")
+        return _error(404, "Not Found")
 
     def _authorized(self, header: str) -> bool:
         scheme, _, encoded = header.partition(" ")
@@ -288,14 +324,28 @@ class PceEmulator:
             return Response(reset=True)
         if self.rate_limit_next > 0:
             self.rate_limit_next -= 1
-            response = _error(429, "too_many_requests", "Too Many Requests")
-            if self.rate_limit_retry_after is not None:
-                response.headers["Retry-After"] = self.rate_limit_retry_after
-            return response
+            return self._too_many_requests()
         if self.fail_next > 0:
             self.fail_next -= 1
-            return _error(self.fail_status, "server_error", "Service Unavailable")
+            return _error(self.fail_status, _phrase(self.fail_status))
         return None
+
+    def _over_rate_limit(self) -> bool:
+        """Counts this request in the rolling minute; true when it is one too many."""
+        if self.requests_per_minute is None:
+            return False
+        now = self.clock()
+        times = self._request_times
+        while times and times[0] <= now - RATE_WINDOW_SECONDS:
+            times.popleft()
+        times.append(now)
+        return len(times) > self.requests_per_minute
+
+    def _too_many_requests(self) -> Response:
+        response = _error(429, "Too many requests")
+        if self.rate_limit_retry_after is not None:
+            response.headers["Retry-After"] = self.rate_limit_retry_after
+        return response
 
     def _collection(self, request: Request, collection: str) -> Response:
         items = self._items(collection, request.query)
@@ -305,7 +355,7 @@ class PceEmulator:
         try:
             limit = int(raw_limit)
         except ValueError:
-            return _error(406, "invalid_max_results", "max_results must be an integer")
+            return _error(406, "max_results must be an integer")
         page = items[: max(0, min(limit, SYNC_LIMIT))]
         response = _json(200, page)
         response.headers["X-Total-Count"] = str(len(items))
@@ -347,7 +397,8 @@ class PceEmulator:
             datafile=json.dumps(items, separators=(",", ":")).encode(),
             outcome=self.job_outcome,
             running_polls=self.running_polls,
-            requested_at=_now(),
+            requested_at=self._job_time(),
+            message=self.job_message or _JOB_MESSAGES.get(self.job_outcome, ""),
         )
         self._jobs[job.id] = job
         self._datafiles[job.datafile_id] = job.id
@@ -359,6 +410,10 @@ class PceEmulator:
         if self.retry_after is not None:
             response.headers["Retry-After"] = str(self.retry_after)
         return response
+
+    def _job_time(self) -> str:
+        """Job timestamps in the docs' example format (`2016-01-14 23:16:52.303166`)."""
+        return datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
     def _location(self, request: Request, job_id: str) -> str:
         href = f"/orgs/{self.org_id}/jobs/{job_id}"
@@ -372,13 +427,13 @@ class PceEmulator:
     def _job(self, request: Request, job_id: str) -> Response:
         job = self._jobs.get(job_id)
         if job is None:
-            return _error(404, "not_found", "Job not found")
+            return _error(404, "Job not found")
         if request.method == "DELETE":
             del self._jobs[job_id]
             self._datafiles.pop(job.datafile_id, None)
             return Response(status=204)
         if request.method != "GET":
-            return _error(405, "method_not_allowed", "Method Not Allowed")
+            return _error(405, "Method Not Allowed")
         job.polls += 1
         body: Json = {
             "href": f"/orgs/{self.org_id}/jobs/{job.id}",
@@ -391,10 +446,12 @@ class PceEmulator:
         }
         if job.outcome != "running" and job.polls > job.running_polls:
             body["status"] = job.outcome
-            body["terminated_at"] = _now()
+            body["terminated_at"] = self._job_time()
             if job.outcome == "done":
                 body["result"] = {"href": f"/orgs/{self.org_id}/datafiles/{job.datafile_id}"}
-            # [unverified] What a failed or cancelled job carries in `result` is undocumented; it stays {}.
+            else:
+                # illumio-py reads result.message of a failed job (reference §5); the text is ours.
+                body["result"] = {"message": job.message}
         response = _json(200, body)
         if self.poll_retry_after is not None:
             response.headers["Retry-After"] = str(self.poll_retry_after)
@@ -404,7 +461,7 @@ class PceEmulator:
         job_id = self._datafiles.get(datafile_id)
         job = self._jobs.get(job_id) if job_id else None
         if job is None or job.outcome != "done":
-            return _error(404, "not_found", "Datafile not found")
+            return _error(404, "Datafile not found")
         payload = job.datafile if self.datafile_body is None else self.datafile_body
         headers = dict(_JSON)
         if self.compress_datafiles and "gzip" in request.headers.get("accept-encoding", ""):
@@ -414,14 +471,17 @@ class PceEmulator:
         return Response(status=200, body=payload, headers=headers, truncate_at=self.datafile_truncate_at)
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Server Error"
 
 
 def _json(status: int, body: object) -> Response:
     return Response(status=status, body=json.dumps(body, separators=(",", ":")).encode(), headers=dict(_JSON))
 
 
-def _error(status: int, token: str, message: str) -> Response:
-    # [unverified] PCE error bodies are modelled as [{"token", "message"}].
-    return _json(status, [{"token": token, "message": message}])
+def _error(status: int, message: str) -> Response:
+    """The PCE's error body: a list of {token, message} (tokens from reference captures where known)."""
+    return _json(status, [{"token": _ERROR_TOKENS.get(status, "unexpected_error"), "message": message}])
