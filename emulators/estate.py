@@ -13,6 +13,7 @@ survive: NAT pseudo-interfaces (`eth0.public`, a /32 shared by differently label
 as in a 21.x capture), Docker bridges (`docker0` 172.17.0.1/16 on every container host, as in the
 PCE 25 sample), zoned IPv6, text that is no address at all, IPv4-mapped IPv6, and the boolean
 `loopback` flag (the only form seen in captures) set on a routable address.
+Why each matters: docs/mapping.md#shared-addresses and docs/mapping.md#excluded-addresses.
 """
 
 import ipaddress

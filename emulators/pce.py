@@ -1,7 +1,7 @@
 """An Illumio PCE emulator (REST API v2 subset) for emulators.server.LoopbackServer.
 
-Faithful to reference/illumio-pce-api.md where it matters to DAG Sync, and never kinder than a
-real PCE where the reference leaves a behaviour open:
+Faithful to the PCE facts of docs/protocols.md where they matter to DAG Sync, and never kinder
+than a real PCE where those facts leave a behaviour open:
 
 * HTTP Basic auth with the API key's auth_username and secret (401 otherwise); every path is
   under /api/v2; an org other than the emulated one answers 403.
@@ -14,7 +14,7 @@ real PCE where the reference leaves a behaviour open:
   job was created (a snapshot of the estate at that moment, as on a real PCE).
 * GET /api/v2/orgs/{org}/workloads/{id}: one workload; 404 once it is deleted (a soft-deleted
   one answers with `deleted: true`).
-* GET /api/v2/orgs/{org}/events: the audit events (reference §6.1), newest first, filtered by
+* GET /api/v2/orgs/{org}/events: the audit events (docs/protocols.md#pce-events), newest first, filtered by
   `timestamp[gte]`, `timestamp[lte]` (RFC 3339), `event_type`, `severity`, `status` (`nil` for
   null) and `max_results` (default 100, cut to 10,000). Event hrefs are usually
   `/orgs/{org}/events/{uuid}` but some are `/system_events/{uuid}`, as in captures.
@@ -49,14 +49,14 @@ Behaviour and fault injection (plain attributes; counters decrement as requests 
 * `rate_limit_next`: answer the next N requests 429 `too_many_requests_error`. Like the real PCE
   as far as anyone has seen, without Retry-After; set `rate_limit_retry_after` to add one.
 * `requests_per_minute`: when set, a rolling minute of at most this many requests (per API key,
-  as docs 23.5 "REST API Limits" put it); beyond it, the same 429. Every authenticated request
+  docs/protocols.md#pce-rate-limits); beyond it, the same 429. Every authenticated request
   counts, the events API's included and the rejected ones too (whether a real PCE counts
   rejected requests is undocumented: the hard case).
 * `fail_next`: answer the next N requests `fail_status` (default 503).
 * `fault_path`: when set, only requests whose path contains it consume the three faults above
   (`"/events"` makes them faults of the events API alone).
 * `event_index_delay`: seconds after its timestamp an event first shows on the events API
-  (reference §6.1: events are indexed with some delay).
+  (docs/protocols.md#pce-events: events are indexed with some delay).
 * `event_retention`: seconds of history the events API keeps; older events are dropped for good.
 * `job_outcome`: "done" (default), "failed" or "cancelled" after `running_polls`, or
   "running" to stay running forever. Captured when a job is created. A failed or cancelled job
@@ -106,7 +106,7 @@ LabelMode = Literal["inline", "href"]
 SYNC_LIMIT = 500
 _ORG_PATH = re.compile(r"^/api/v2/orgs/(\d+)/(.+)$")
 _JSON = {"Content-Type": "application/json"}
-# `not_acceptable_error` and `too_many_requests_error` are seen in captures (reference §5); the
+# `not_acceptable_error` and `too_many_requests_error` are seen in captures (docs/protocols.md#pce-errors); the
 # others follow the same `<reason>_error` pattern [unverified].
 _ERROR_TOKENS = {
     401: "authentication_failed_error",
@@ -122,6 +122,7 @@ _ERROR_TOKENS = {
 }
 _JOB_MESSAGES = {"failed": "Async collection job failed", "cancelled": "Async collection job was cancelled"}
 RATE_WINDOW_SECONDS = 60.0
+_ORG_COLLECTIONS = frozenset({"workloads", "labels", "events", "datafiles"})
 EVENTS_DEFAULT_PAGE = 100  # docs 22.2: default max_results of GET /events
 EVENTS_MAX_PAGE = 10_000  # docs 22.2: the largest max_results accepted
 _USER: Json = {"user": {"href": "/users/1", "username": "admin@example.com"}}
@@ -358,7 +359,7 @@ class PceEmulator:
     def delete_workload(self, href: str, *, soft: bool = False) -> Json:
         """Delete a workload (`workload.delete`); it stays listed with include_deleted=true.
 
-        A hard delete answers 404 on GET /workloads/{id}, as the reference says a PCE does for a
+        A hard delete answers 404 on GET /workloads/{id}, as docs/protocols.md#pce-events says a PCE does for a
         workload that no longer exists. `soft=True` (`workload.soft_delete`, what unpairing a VEN
         does) keeps answering it, with `deleted: true` [unverified: no capture shows either].
         """
@@ -699,25 +700,23 @@ class PceEmulator:
             # [unverified] what a real PCE answers for an org the key does not belong to; 403
             # is what the reference's /settings/workloads probe note implies.
             return _error(403, "Not authorized for this organization")
-        rest = match.group(2).rstrip("/")
+        return self._org_route(request, match.group(2).rstrip("/"))
+
+    def _org_route(self, request: Request, rest: str) -> Response:
+        """The org-scoped paths; all but jobs are read-only."""
+        parts = rest.split("/")
+        if request.method != "GET" and parts[0] != "jobs":
+            known = parts[0] in _ORG_COLLECTIONS
+            return _error(405, "Method Not Allowed") if known else _error(404, "Not Found")
         if rest in ("workloads", "labels"):
-            if request.method != "GET":
-                return _error(405, "Method Not Allowed")
             return self._collection(request, rest)
         if rest == "events":
-            return (
-                self._events_page(request) if request.method == "GET" else _error(405, "Method Not Allowed")
-            )
-        parts = rest.split("/")
+            return self._events_page(request)
         if len(parts) == 2 and parts[0] == "workloads":
-            return (
-                self._workload_instance(parts[1])
-                if request.method == "GET"
-                else _error(405, "Method Not Allowed")
-            )
+            return self._workload_instance(parts[1])
         if len(parts) == 2 and parts[0] == "jobs":
             return self._job(request, parts[1])
-        if len(parts) == 2 and parts[0] == "datafiles" and request.method == "GET":
+        if len(parts) == 2 and parts[0] == "datafiles":
             return self._datafile(request, parts[1])
         return _error(404, "Not Found")
 
@@ -890,7 +889,7 @@ class PceEmulator:
             if job.outcome == "done":
                 body["result"] = {"href": f"/orgs/{self.org_id}/datafiles/{job.datafile_id}"}
             else:
-                # illumio-py reads result.message of a failed job (reference §5); the text is ours.
+                # illumio-py reads result.message of a failed job (docs/protocols.md#pce-errors); the text is ours.
                 body["result"] = {"message": job.message}
         response = _json(200, body)
         if self.poll_retry_after is not None:
@@ -923,12 +922,12 @@ def _json(status: int, body: object) -> Response:
 
 
 def _error(status: int, message: str) -> Response:
-    """The PCE's error body: a list of {token, message} (tokens from reference captures where known)."""
+    """The PCE's error body: a list of {token, message} (tokens from captures where known)."""
     return _json(status, [{"token": _ERROR_TOKENS.get(status, "unexpected_error"), "message": message}])
 
 
 # -- event records ---------------------------------------------------------------------------------
-# Shapes follow the captures in reference §6.1 (illumio-py's events.json, illumio-ops'
+# Shapes follow the captures cited in docs/protocols.md#pce-events (illumio-py's events.json, illumio-ops'
 # events_viewer.json). Where no capture shows a workload event's `changes` (labels, a new or
 # deleted workload), they follow the captured patterns: collections as {"created", "updated",
 # "deleted"} lists, fields as {"before", "after"} [unverified].

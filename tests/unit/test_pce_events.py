@@ -1,6 +1,6 @@
 """The PCE emulator's events API and single-workload reads, and the events its estate changes write.
 
-Plain `requests` against the loopback server, time from a fake clock (reference §6.1).
+Plain `requests` against the loopback server, time from a fake clock (docs/protocols.md#pce-events).
 """
 
 import re
@@ -209,6 +209,13 @@ def test_max_results_that_is_not_a_number_is_refused(get: Any) -> None:
     response = get(EVENTS, max_results="many")
 
     assert response.status_code == 406
+
+
+def test_events_api_is_read_only(server: LoopbackServer, http: requests.Session) -> None:
+    response = http.post(f"{server.url}/api/v2{EVENTS}", json=[], timeout=10)
+
+    assert response.status_code == 405
+    assert response.json()[0]["token"] == "method_not_allowed_error"
 
 
 def test_reading_events_and_workloads_writes_no_event(pce: PceEmulator, get: Any) -> None:
