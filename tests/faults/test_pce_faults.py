@@ -70,7 +70,9 @@ BAD_INVENTORY = [
     pytest.param(attributes(secret="rotated-elsewhere"), r"rejected the API key \(HTTP 401\)", id="401"),
     pytest.param(wrong_org, r"refused access \(HTTP 403\)", id="403"),
     pytest.param(
-        attributes(rate_limit_next=10), r"HTTP 429 \(rate limiting\); gave up after 3", id="429-retry-after"
+        attributes(rate_limit_next=10, rate_limit_retry_after="1"),
+        r"HTTP 429 \(rate limiting\); gave up after 3",
+        id="429-retry-after",
     ),
     pytest.param(
         attributes(rate_limit_next=10, rate_limit_retry_after=None),
@@ -146,7 +148,7 @@ def test_an_incomplete_inventory_stops_the_run_before_any_device_call(
 @pytest.mark.parametrize(
     "fault",
     [
-        pytest.param({"rate_limit_next": 2}, id="429-retry-after"),
+        pytest.param({"rate_limit_next": 2, "rate_limit_retry_after": "1"}, id="429-retry-after"),
         pytest.param({"rate_limit_next": 2, "rate_limit_retry_after": None}, id="429-no-retry-after"),
         pytest.param({"fail_next": 2, "fail_status": 500}, id="500"),
         pytest.param({"reset_next": 2}, id="connection-reset"),
