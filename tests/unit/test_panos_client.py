@@ -3,18 +3,19 @@
 import ssl
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import trustme
 
-from dagsync import panos
 from dagsync.errors import PanosAuthError, PanosError, SecretError
-from dagsync.http import RetryPolicy
-from dagsync.panos import PanosClient, PanosCredentials, RegisteredIp
+from dagsync.panos import KeyCache, PanosClient, PanosCredentials, RegisteredIp
+from dagsync.retry import RetryPolicy
 from emulators.panos import PanosEmulator
 from emulators.server import App, LoopbackServer, Request, Response
+from tests.clock import FakeClock
 
 API_KEY = "LUFRPT-static-key-0123456789abcdef"
 USER = "dagsync-api"
@@ -31,23 +32,14 @@ class Rig:
     emulator: PanosEmulator
     url: str
     sleeps: list[float] = field(default_factory=list)
+    keys: KeyCache = field(default_factory=KeyCache)  # one process's generated keys
 
     def client(self, credentials: PanosCredentials | None = None, **kwargs: Any) -> PanosClient:
         kwargs.setdefault("retry", FAST)
         kwargs.setdefault("timeout", 5.0)
-        return PanosClient(
-            self.url,
-            credentials or PanosCredentials(api_key=API_KEY),
-            sleep=self.sleeps.append,
-            **kwargs,
-        )
-
-
-@pytest.fixture(autouse=True)
-def _cold_start() -> Iterator[None]:
-    panos.clear_key_cache()
-    yield
-    panos.clear_key_cache()
+        kwargs.setdefault("key_cache", self.keys)
+        kwargs.setdefault("sleep", self.sleeps.append)
+        return PanosClient(self.url, credentials or PanosCredentials(api_key=API_KEY), **kwargs)
 
 
 class Switchboard:
@@ -206,6 +198,21 @@ def test_one_register_call_sends_exactly_one_message(firewall: Rig) -> None:
     assert calls[0].uid == {"register": 50}
 
 
+# -- batches -------------------------------------------------------------------------------------
+
+
+def test_batches_hold_at_most_the_batch_size_in_ip_order(firewall: Rig) -> None:
+    entries = {f"10.0.0.{n}": tags("illumio.a") for n in range(1, 8)}
+    batches = list(firewall.client(batch_size=3).batches(entries))
+    assert [len(batch) for batch in batches] == [3, 3, 1]
+    assert [ip for batch in batches for ip in batch] == sorted(entries)
+
+
+def test_batch_size_must_be_positive(firewall: Rig) -> None:
+    with pytest.raises(ValueError, match="batch_size"):
+        firewall.client(batch_size=0)
+
+
 # -- request shape ---------------------------------------------------------------------------------
 
 
@@ -287,8 +294,31 @@ def test_child_firewall_that_hangs_times_out_and_is_retried(panorama: Rig) -> No
 def test_keygen_happens_once_for_two_clients_of_one_device(panorama: Rig) -> None:
     password_client(panorama, target_serial=FIREWALL_A).register({"10.0.0.1": tags("illumio.a")})
     password_client(panorama, target_serial=FIREWALL_B).register({"10.0.0.1": tags("illumio.a")})
-    assert panos.keygen_calls == 1
+    assert panorama.keys.keygens == 1
     assert panorama.emulator.keygen_count == 1
+
+
+def test_clients_with_separate_key_caches_each_generate_a_key(panorama: Rig) -> None:
+    password_client(panorama, key_cache=KeyCache()).registered_ips()
+    password_client(panorama, key_cache=KeyCache()).registered_ips()
+    assert panorama.emulator.keygen_count == 2
+
+
+def test_threads_sharing_a_key_cache_generate_one_key(panorama: Rig) -> None:
+    serials = [FIREWALL_A, FIREWALL_B] * 4
+    with ThreadPoolExecutor(max_workers=len(serials)) as pool:
+        list(
+            pool.map(lambda serial: password_client(panorama, target_serial=serial).registered_ips(), serials)
+        )
+    assert (panorama.keys.keygens, panorama.emulator.keygen_count) == (1, 1)
+
+
+def test_clearing_the_key_cache_forgets_keys_and_the_count(firewall: Rig) -> None:
+    password_client(firewall).registered_ips()
+    firewall.keys.clear()
+    assert firewall.keys.keygens == 0
+    password_client(firewall).registered_ips()
+    assert firewall.emulator.keygen_count == 2
 
 
 def test_keygen_sends_credentials_in_the_form_body(firewall: Rig) -> None:
@@ -309,9 +339,9 @@ def test_a_403_drops_the_generated_key_so_the_next_run_keygens_again(firewall: R
     firewall.emulator.revoke_keys()
     with pytest.raises(PanosAuthError):
         password_client(firewall).registered_ips()
-    assert panos.keygen_calls == 1
+    assert firewall.keys.keygens == 1
     assert password_client(firewall).registered_ips() == {}
-    assert panos.keygen_calls == 2
+    assert firewall.keys.keygens == 2
 
 
 def test_a_403_is_not_retried_and_does_not_keygen_in_a_loop(firewall: Rig) -> None:
@@ -321,7 +351,7 @@ def test_a_403_is_not_retried_and_does_not_keygen_in_a_loop(firewall: Rig) -> No
     with pytest.raises(PanosAuthError):
         client.register({"10.0.0.1": tags("illumio.a")})
     assert len(firewall.emulator.calls("user-id")) == 1
-    assert panos.keygen_calls == 1
+    assert firewall.keys.keygens == 1
     assert firewall.sleeps == []
 
 
@@ -376,6 +406,17 @@ def test_exhausted_retries_raise_a_retryable_panos_error(firewall: Rig) -> None:
         client.register({"10.0.0.1": tags("illumio.a")})
     assert caught.value.retryable is True
     assert client.api_calls == 3
+
+
+def test_retries_stop_before_a_wait_that_would_end_past_the_deadline(firewall: Rig) -> None:
+    firewall.emulator.fail_next(5, status=503)
+    clock = FakeClock(100.0)
+    policy = RetryPolicy(attempts=5, base_delay=1.0, jitter=lambda: 1.0)
+    client = firewall.client(retry=policy, sleep=clock.advance, clock=clock, deadline=102.5)
+    with pytest.raises(PanosError, match="the run's time is nearly out") as caught:
+        client.registered_ips()
+    assert caught.value.retryable is True
+    assert client.api_calls == 2  # waits of 1 s, then 2 s would end at 103 s, past the deadline
 
 
 def test_connection_reset_is_retried(firewall: Rig) -> None:

@@ -1,19 +1,21 @@
 """PAN-OS XML API client: register/unregister IP tags and read the registered-IP table.
 
 One client talks to one target (the device at PANOS_URL, or one firewall behind Panorama through
-`target=<serial>`). The caller chunks; every register/unregister call is exactly one request.
+`target=<serial>`). The client cuts a change into batches (`batches`); every register/unregister
+call is exactly one request.
 """
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import cast
 from urllib.parse import urlencode
 
 import requests
 
 from dagsync.errors import PanosAuthError, PanosError, SecretError
-from dagsync.http import RetryPolicy, Sleep, new_session, tls_verify
+from dagsync.http import new_session, tls_verify
 from dagsync.models import TagMap
 from dagsync.panos_xml import (
     PAGE_LIMIT,
@@ -22,34 +24,61 @@ from dagsync.panos_xml import (
     Verb,
     build_show_registered_ip,
     build_uid_message,
+    chunk_entries,
     entry_messages_by_ip,
     parse_keygen,
     parse_registered_ips,
     parse_response,
 )
+from dagsync.retry import Clock, Retrier, RetriesExhausted, Retryable, RetryPolicy, Sleep
 
 __all__ = [
+    "KeyCache",
     "PanosClient",
     "PanosCredentials",
     "RegisteredIp",
     "UidOutcome",
-    "clear_key_cache",
 ]
 
-# Keys generated from username/password, shared by every client in this process (a warm Lambda
-# container), so several targets behind one Panorama cost one keygen per cold start.
-_KEY_CACHE: dict[tuple[str, str], str] = {}
-_KEY_LOCK = threading.Lock()
-keygen_calls = 0  # keygen requests sent by this process; read it as dagsync.panos.keygen_calls
 _MAX_PAGES = 10_000  # 5,000,000 entries: far above any platform's table; stops a device that ignores paging
+DEFAULT_BATCH_SIZE = 500  # BATCH_SIZE's default: IP entries per uid-message
 
 
-def clear_key_cache() -> None:
-    """Forget generated keys (and the keygen count), as a cold start would."""
-    global keygen_calls  # noqa: PLW0603
-    with _KEY_LOCK:
-        _KEY_CACHE.clear()
-        keygen_calls = 0
+class KeyCache:
+    """API keys generated from a username and password, one per management address and user.
+
+    The composition root keeps one per process (a warm Lambda container) and hands it to every
+    client, so several targets behind one Panorama cost one keygen per cold start, and threads
+    syncing targets in parallel never generate a key twice. `keygens` counts keygen requests sent.
+    """
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+        self.keygens = 0
+
+    def get(self, address: str, username: str, generate: Callable[[], str]) -> str:
+        """The cached key, or one from `generate()`; one keygen at a time, so never two for one user."""
+        with self._lock:
+            cached = self._keys.get((address, username))
+            if cached is not None:
+                return cached
+            self.keygens += 1
+            key = generate()
+            self._keys[(address, username)] = key
+            return key
+
+    def forget(self, address: str, username: str, key: str) -> None:
+        """Drop `key` if it is still the cached one (another thread may have replaced it already)."""
+        with self._lock:
+            if self._keys.get((address, username)) == key:
+                del self._keys[(address, username)]
+
+    def clear(self) -> None:
+        """Forget every key and the count, as a cold start would."""
+        with self._lock:
+            self._keys.clear()
+            self.keygens = 0
 
 
 @dataclass(frozen=True)
@@ -114,23 +143,31 @@ class PanosClient:
         base_url: str,
         credentials: PanosCredentials,
         *,
+        key_cache: KeyCache | None = None,
         verify_tls: bool = True,
         vsys: str | None = None,
         target_serial: str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008  (frozen, so sharing the default is safe)
         timeout: float = 30.0,
         sleep: Sleep = time.sleep,
+        clock: Clock = time.monotonic,
+        deadline: float | None = None,
     ) -> None:
         if not credentials.api_key and not (credentials.username and credentials.password):
             raise ValueError("PAN-OS credentials need api_key, or username and password")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
         self.base_url = base_url.rstrip("/")
         self._url = f"{self.base_url}/api/"
         self._credentials = credentials
+        # Without a shared cache this client keeps its own: one keygen for its lifetime.
+        self._keys = key_cache if key_cache is not None else KeyCache()
         self.vsys = vsys
         self.target_serial = target_serial
-        self._retry = retry
+        self._batch_size = batch_size
+        self._retrier = Retrier(policy=retry, sleep=sleep, clock=clock, deadline=deadline)
         self._timeout = timeout
-        self._sleep = sleep
         self._session = new_session(tls_verify(verify_tls, credentials.ca_bundle))
         self._active_key: str | None = None  # masked in every error message
         self.api_calls = 0
@@ -146,6 +183,11 @@ class PanosClient:
         self._session.close()
 
     # -- public operations ---------------------------------------------------------------------
+
+    def batches(self, entries: TagMap) -> Iterator[dict[str, frozenset[str]]]:
+        """`entries` cut into the messages this client sends: IP order, at most `batch_size` IPs
+        each and well under the device's 5 MB request limit (docs/sync.md#order-and-batching)."""
+        return chunk_entries(entries, self._batch_size)
 
     def register(self, entries: TagMap, *, persistent: bool = True) -> UidOutcome:
         """Register every (ip, tag) in `entries` in one uid-message; persistent unless told otherwise."""
@@ -218,58 +260,49 @@ class PanosClient:
 
     def _key(self) -> tuple[str, bool]:
         """The API key and whether it was generated (and so may be regenerated after a 403)."""
-        global keygen_calls  # noqa: PLW0603
         creds = self._credentials
         if creds.api_key:
             return creds.api_key, False
         if creds.username is None or creds.password is None:
             raise PanosAuthError("PAN-OS credentials need api_key, or username and password")
-        cache_key = (self.base_url, creds.username)
-        with _KEY_LOCK:
-            cached = _KEY_CACHE.get(cache_key)
-            if cached is not None:
-                return cached, True
-            keygen_calls += 1
-            try:
-                parsed = self._send(
-                    "PAN-OS keygen",
-                    {"type": "keygen", "user": creds.username, "password": creds.password},
-                    headers={},
-                )
-            except PanosAuthError:
-                raise PanosAuthError(
-                    "PAN-OS keygen refused the username/password from the PAN-OS secret (HTTP 403)",
-                    code="403",
-                ) from None
-            key = parse_keygen(parsed)
-            _KEY_CACHE[cache_key] = key
-            return key, True
+        username, password = creds.username, creds.password
+        return self._keys.get(self.base_url, username, lambda: self._keygen(username, password)), True
+
+    def _keygen(self, username: str, password: str) -> str:
+        try:
+            parsed = self._send(
+                "PAN-OS keygen", {"type": "keygen", "user": username, "password": password}, headers={}
+            )
+        except PanosAuthError:
+            raise PanosAuthError(
+                "PAN-OS keygen refused the username/password from the PAN-OS secret (HTTP 403)",
+                code="403",
+            ) from None
+        return parse_keygen(parsed)
 
     def _forget_key(self, key: str) -> None:
-        cache_key = (self.base_url, self._credentials.username or "")
-        with _KEY_LOCK:
-            if _KEY_CACHE.get(cache_key) == key:
-                del _KEY_CACHE[cache_key]
+        self._keys.forget(self.base_url, self._credentials.username or "", key)
 
     def _send(self, what: str, params: dict[str, str], *, headers: dict[str, str]) -> ParsedResponse:
-        """POST a form body, retrying transport errors, 5xx and code 22 with backoff."""
+        """POST a form body; transport errors, 5xx and code 22 are retried (docs/sync.md#retries)."""
         body = urlencode(params).encode()
         headers = {**headers, "Content-Type": "application/x-www-form-urlencoded"}
-        attempts = max(self._retry.attempts, 1)
-        for attempt in range(1, attempts + 1):
+
+        def attempt() -> ParsedResponse:
             try:
-                parsed = self._attempt(body, headers)
+                return self._attempt(body, headers)
             except PanosError as exc:
-                if not exc.retryable:
-                    raise self._clean(exc, what) from None
-                if attempt == attempts:
-                    plural = "s" if attempts != 1 else ""
-                    suffix = f" (gave up after {attempts} attempt{plural})"
-                    raise self._clean(exc, what, suffix=suffix, retryable=True) from None
-                self._sleep(self._retry.delay(attempt))
-            else:
-                return parsed
-        raise AssertionError("unreachable")  # pragma: no cover
+                if exc.retryable:
+                    raise Retryable(exc) from None
+                raise
+
+        try:
+            return self._retrier.call(attempt)
+        except RetriesExhausted as gave_up:
+            last = cast(PanosError, gave_up.error)  # attempt() retries PanosError only
+            raise self._clean(last, what, suffix=f" ({gave_up.summary})") from None
+        except PanosError as exc:
+            raise self._clean(exc, what) from None
 
     def _attempt(self, body: bytes, headers: dict[str, str]) -> ParsedResponse:
         self.api_calls += 1
@@ -297,13 +330,11 @@ class PanosClient:
             raise PanosError(f"request to PAN-OS at {self.base_url} failed ({_reason(exc)})") from None
         return parse_response(response.content, response.status_code)
 
-    def _clean(
-        self, exc: PanosError, what: str, *, suffix: str = "", retryable: bool | None = None
-    ) -> PanosError:
+    def _clean(self, exc: PanosError, what: str, *, suffix: str = "") -> PanosError:
         """The same error with context, and with any secret value masked, whatever the device echoed."""
         message = _redact(f"{what} failed: {exc}{suffix}", self._secrets())
         kind = PanosAuthError if isinstance(exc, PanosAuthError) else PanosError
-        return kind(message, code=exc.code, retryable=exc.retryable if retryable is None else retryable)
+        return kind(message, code=exc.code, retryable=exc.retryable)
 
     def _secrets(self) -> list[str]:
         creds = self._credentials

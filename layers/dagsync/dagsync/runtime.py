@@ -5,11 +5,12 @@ from collections.abc import Mapping
 
 from aws_lambda_powertools.utilities import parameters
 
+from dagsync import retry as retries
 from dagsync.config import Settings, Target
 from dagsync.engine import Device, SyncEngine
 from dagsync.errors import SecretError
 from dagsync.http import RetryPolicy
-from dagsync.panos import PanosClient, PanosCredentials
+from dagsync.panos import KeyCache, PanosClient, PanosCredentials
 from dagsync.pce import PceClient, PceCredentials
 from dagsync.snapshot import SnapshotStore
 
@@ -46,9 +47,15 @@ def _aws_reason(exc: BaseException) -> str:
 
 
 def build_engine(
-    settings: Settings, *, run_id: str, lease_seconds: float, retry: RetryPolicy | None = None
+    settings: Settings,
+    *,
+    run_id: str,
+    lease_seconds: float,
+    retry: RetryPolicy | None = None,
+    key_cache: KeyCache | None = None,
 ) -> SyncEngine:
     retry = retry or DEFAULT_RETRY
+    key_cache = key_cache if key_cache is not None else KeyCache()  # the handler passes one per process
     pce_credentials = PceCredentials.from_secret(read_secret(settings.pce_secret_id), settings.pce_secret_id)
     panos_credentials = PanosCredentials.from_secret(
         read_secret(settings.panos_secret_id), settings.panos_secret_id
@@ -65,10 +72,17 @@ def build_engine(
         return PanosClient(
             settings.panos_url,
             panos_credentials,
+            key_cache=key_cache,
             verify_tls=settings.panos_verify_tls,
             vsys=target.vsys,
             target_serial=target.serial,
-            retry=retry,
+            batch_size=settings.batch_size,
+            retry=retries.RetryPolicy(
+                attempts=retry.attempts,
+                base_delay=retry.base_delay,
+                max_delay=retry.max_delay,
+                jitter=retry.jitter,
+            ),
         )
 
     return SyncEngine(
