@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import trustme
 
-from dagsync.errors import PanosAuthError, PanosError, SecretError
-from dagsync.panos import KeyCache, PanosClient, PanosCredentials, RegisteredIp
+from dagsync.credentials import PanosCredentials
+from dagsync.errors import PanosAuthError, PanosError
+from dagsync.panos import KeyCache, PanosClient, RegisteredIp
 from dagsync.retry import RetryPolicy
 from emulators.panos import PanosEmulator
 from emulators.server import App, LoopbackServer, Request, Response
@@ -542,13 +543,6 @@ def test_verification_can_be_turned_off(tls_firewall: Rig) -> None:
 # -- secrets never leak ----------------------------------------------------------------------------
 
 
-def test_credentials_repr_hides_key_password_and_ca_bundle() -> None:
-    text = repr(PanosCredentials(api_key=API_KEY, username=USER, password=PASSWORD, ca_bundle="PEM-DATA"))
-    assert API_KEY not in text
-    assert PASSWORD not in text
-    assert "PEM-DATA" not in text
-
-
 def test_client_repr_hides_credentials(firewall: Rig) -> None:
     text = repr(firewall.client(PanosCredentials(api_key=API_KEY, username=USER, password=PASSWORD)))
     assert API_KEY not in text
@@ -580,43 +574,3 @@ def test_key_and_password_echoed_by_a_device_are_masked_in_errors(serve: Callabl
         client.registered_ips()
     assert API_KEY not in str(caught.value)
     assert "***" in str(caught.value)
-
-
-# -- credentials from the secret -------------------------------------------------------------------
-
-
-def test_secret_with_an_api_key() -> None:
-    credentials = PanosCredentials.from_secret({"api_key": API_KEY, "ca_bundle": "PEM"}, "panos/prod")
-    assert (credentials.api_key, credentials.ca_bundle, credentials.username) == (API_KEY, "PEM", None)
-
-
-def test_secret_with_username_and_password() -> None:
-    credentials = PanosCredentials.from_secret({"username": USER, "password": PASSWORD}, "panos/prod")
-    assert (credentials.api_key, credentials.username, credentials.password) == (None, USER, PASSWORD)
-
-
-def test_secret_without_credentials_names_the_secret_and_fields() -> None:
-    with pytest.raises(SecretError, match=r"panos/prod.*api_key.*username.*password"):
-        PanosCredentials.from_secret({"ca_bundle": "PEM"}, "panos/prod")
-
-
-def test_secret_with_username_only_names_the_missing_password() -> None:
-    with pytest.raises(SecretError, match="'password' is missing"):
-        PanosCredentials.from_secret({"username": USER}, "panos/prod")
-
-
-def test_secret_with_password_only_names_the_missing_username_not_the_value() -> None:
-    with pytest.raises(SecretError, match="'username' is missing") as caught:
-        PanosCredentials.from_secret({"password": PASSWORD}, "panos/prod")
-    assert PASSWORD not in str(caught.value)
-
-
-def test_secret_field_of_the_wrong_type_is_named_without_its_value() -> None:
-    with pytest.raises(SecretError, match="'api_key' must be a non-empty string") as caught:
-        PanosCredentials.from_secret({"api_key": 12345678}, "panos/prod")
-    assert "12345678" not in str(caught.value)
-
-
-def test_client_refuses_credentials_with_nothing_to_authenticate() -> None:
-    with pytest.raises(ValueError, match="api_key"):
-        PanosClient("https://fw.example.com", PanosCredentials(username=USER))

@@ -14,7 +14,8 @@ from urllib.parse import urlencode
 
 import requests
 
-from dagsync.errors import PanosAuthError, PanosError, SecretError
+from dagsync.credentials import PanosCredentials
+from dagsync.errors import PanosAuthError, PanosError
 from dagsync.http import new_session, tls_verify
 from dagsync.models import TagMap
 from dagsync.panos_xml import (
@@ -35,7 +36,6 @@ from dagsync.retry import Clock, Retrier, RetriesExhausted, Retryable, RetryPoli
 __all__ = [
     "KeyCache",
     "PanosClient",
-    "PanosCredentials",
     "RegisteredIp",
     "UidOutcome",
 ]
@@ -82,42 +82,6 @@ class KeyCache:
 
 
 @dataclass(frozen=True)
-class PanosCredentials:
-    """The PAN-OS secret: an API key, or a username and password to generate one."""
-
-    api_key: str | None = field(default=None, repr=False)
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    ca_bundle: str | None = field(default=None, repr=False)
-
-    @classmethod
-    def from_secret(cls, data: Mapping[str, object], secret_id: str) -> "PanosCredentials":
-        """Validate the secret's JSON; errors name the secret and the field, never a value."""
-
-        def text(name: str) -> str | None:
-            # Values are kept exactly as stored: a password may begin or end with a space.
-            value = data.get(name)
-            if value is None or value == "":
-                return None
-            if not isinstance(value, str) or not value.strip():
-                raise SecretError(f"secret {secret_id}: field {name!r} must be a non-empty string")
-            return value
-
-        api_key = text("api_key")
-        username = text("username")
-        password = text("password")
-        ca_bundle = text("ca_bundle")
-        if api_key is None:
-            if username is None and password is None:
-                raise SecretError(f"secret {secret_id}: needs field 'api_key', or 'username' and 'password'")
-            if username is None:
-                raise SecretError(f"secret {secret_id}: field 'username' is missing (needed with 'password')")
-            if password is None:
-                raise SecretError(f"secret {secret_id}: field 'password' is missing (needed with 'username')")
-        return cls(api_key=api_key, username=username, password=password, ca_bundle=ca_bundle)
-
-
-@dataclass(frozen=True)
 class UidOutcome:
     """Result of one register/unregister message, per IP entry."""
 
@@ -154,8 +118,6 @@ class PanosClient:
         clock: Clock = time.monotonic,
         deadline: float | None = None,
     ) -> None:
-        if not credentials.api_key and not (credentials.username and credentials.password):
-            raise ValueError("PAN-OS credentials need api_key, or username and password")
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.base_url = base_url.rstrip("/")
@@ -261,11 +223,11 @@ class PanosClient:
     def _key(self) -> tuple[str, bool]:
         """The API key and whether it was generated (and so may be regenerated after a 403)."""
         creds = self._credentials
-        if creds.api_key:
-            return creds.api_key, False
+        if creds.api_key is not None:
+            return creds.api_key.get_secret_value(), False
         if creds.username is None or creds.password is None:
             raise PanosAuthError("PAN-OS credentials need api_key, or username and password")
-        username, password = creds.username, creds.password
+        username, password = creds.username, creds.password.get_secret_value()
         return self._keys.get(self.base_url, username, lambda: self._keygen(username, password)), True
 
     def _keygen(self, username: str, password: str) -> str:
@@ -338,8 +300,8 @@ class PanosClient:
 
     def _secrets(self) -> list[str]:
         creds = self._credentials
-        values = [creds.api_key, creds.password, self._active_key]
-        return [value for value in values if value]
+        values = [secret.get_secret_value() for secret in (creds.api_key, creds.password) if secret]
+        return [value for value in (*values, self._active_key) if value]
 
 
 def _reason(exc: BaseException) -> str:

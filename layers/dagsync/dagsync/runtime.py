@@ -7,11 +7,12 @@ from aws_lambda_powertools.utilities import parameters
 
 from dagsync import retry as retries
 from dagsync.config import Settings, Target
+from dagsync.credentials import PanosCredentials, PceCredentials
 from dagsync.engine import Device, SyncEngine
 from dagsync.errors import SecretError
 from dagsync.http import RetryPolicy
-from dagsync.panos import KeyCache, PanosClient, PanosCredentials
-from dagsync.pce import PceClient, PceCredentials
+from dagsync.panos import KeyCache, PanosClient
+from dagsync.pce import PceClient
 from dagsync.snapshot import SnapshotStore
 
 # Secrets are cached in memory this long (SPEC §2), so a warm function does not call
