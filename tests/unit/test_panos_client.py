@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 import trustme
@@ -214,6 +215,66 @@ def test_batch_size_must_be_positive(firewall: Rig) -> None:
         firewall.client(batch_size=0)
 
 
+# -- entries that fail alone ------------------------------------------------------------------------
+
+
+def test_entries_the_client_cannot_build_fail_alone_and_are_never_sent(firewall: Rig) -> None:
+    odd = {
+        "2001:db8::1%x": tags("illumio.a"),
+        "10.0.0.1" * 40: tags("illumio.a"),
+        "not an address": tags("illumio.a"),
+        "10.0.0.3": tags("illumio.a\x00"),
+    }
+    outcome = firewall.client().register({**odd, "10.0.0.2": tags("illumio.a")})
+    assert set(outcome.failed) == set(odd)
+    assert all("not sent" in reason for reason in outcome.failed.values())
+    assert (outcome.sent, outcome.unsent, outcome.done) == (1, 4, 1)
+    assert [logged.uid_ips for logged in firewall.emulator.calls("user-id")] == [{"register": ("10.0.0.2",)}]
+    assert firewall.emulator.table() == {"10.0.0.2": tags("illumio.a")}
+
+
+def test_a_batch_of_unbuildable_entries_sends_no_request(firewall: Rig) -> None:
+    client = firewall.client()
+    outcome = client.unregister({"fe80::1%eth0": tags("illumio.a")})
+    assert (list(outcome.failed), outcome.done, client.api_calls) == (["fe80::1%eth0"], 0, 0)
+
+
+def test_an_ipv4_mapped_ipv6_address_is_sent_as_given(firewall: Rig) -> None:
+    outcome = firewall.client().register({"::ffff:10.0.0.1": tags("illumio.a")})
+    assert (dict(outcome.failed), firewall.emulator.calls("user-id")[0].uid_ips) == (
+        {},
+        {"register": ("::ffff:10.0.0.1",)},
+    )
+
+
+class InvalidIpDevice:
+    """A device that refuses one address per entry with the message PAN-OS gives a bad IP."""
+
+    def __init__(self, refused_ip: str) -> None:
+        self.refused_ip = refused_ip
+
+    def handle(self, request: Request) -> Response:
+        cmd = parse_qs(request.body.decode())["cmd"][0]
+        if self.refused_ip not in cmd:
+            return Response(200, b'<response status="success"><result/></response>')
+        entry = ET.Element("entry", {"ip": self.refused_ip, "message": "Invalid IP address"})
+        root = ET.Element("response", {"status": "error"})
+        payload = ET.SubElement(ET.SubElement(ET.SubElement(root, "msg"), "line"), "uid-response")
+        ET.SubElement(ET.SubElement(payload, "payload"), "register").append(entry)
+        return Response(200, ET.tostring(root))
+
+
+def test_an_address_the_device_calls_invalid_fails_that_ip_alone(serve: Callable[[App], str]) -> None:
+    client = PanosClient(serve(InvalidIpDevice("10.0.0.9")), PanosCredentials(api_key=API_KEY), retry=FAST)
+    outcome = client.register({"10.0.0.1": tags("illumio.a"), "10.0.0.9": tags("illumio.a")})
+    assert (dict(outcome.failed), outcome.done) == ({"10.0.0.9": "Invalid IP address"}, 1)
+
+
+def test_batches_keep_unbuildable_entries_for_register_to_refuse(firewall: Rig) -> None:
+    entries = {"10.0.0.1": tags("illumio.a"), "2001:db8::1%x": tags("illumio.a")}
+    assert [sorted(batch) for batch in firewall.client().batches(entries)] == [sorted(entries)]
+
+
 # -- request shape ---------------------------------------------------------------------------------
 
 
@@ -372,6 +433,110 @@ def test_keygen_with_a_wrong_password_is_an_auth_error(firewall: Rig) -> None:
         client.registered_ips()
     assert "wrong-password" not in str(caught.value)
     assert firewall.emulator.calls("op") == []
+
+
+# -- status="unauth" --------------------------------------------------------------------------------
+
+UNAUTH = {
+    "16": b'<response status="unauth" code="16"><msg><line>Unauthorized request</line></msg></response>',
+    "22": b'<response status="unauth" code="22"><msg><line>Session timed out</line></msg></response>',
+}
+
+
+@dataclass
+class UnauthGate:
+    """The emulator behind a gate that answers one `status="unauth"` form for chosen requests:
+    those of `type` (any when None) carrying one of the first `keys` distinct keys (any when None)."""
+
+    emulator: PanosEmulator
+    code: str
+    type: str | None = None
+    keys: int | None = None
+    seen: list[str] = field(default_factory=list)
+    answered: int = 0
+
+    def handle(self, request: Request) -> Response:
+        key = request.headers.get("x-pan-key")
+        kind = parse_qs(request.body.decode()).get("type", [""])[0]
+        if key and key not in self.seen:
+            self.seen.append(key)
+        gated = self.keys is None or (key in self.seen[: self.keys])
+        if key and gated and self.type in (None, kind):
+            self.answered += 1
+            return Response(200, UNAUTH[self.code])
+        return self.emulator.handle(request)
+
+
+@pytest.fixture
+def rotating_firewall(serve: Callable[[App], str]) -> Rig:
+    """A firewall whose keygen hands out a new key each time, as with a key lifetime set."""
+    emulator = PanosEmulator(api_keys=(API_KEY,), users={USER: PASSWORD}, keygen_rotates=True)
+    return Rig(emulator, serve(emulator))
+
+
+def gate(rig: Rig, serve: Callable[[App], str], code: str, **options: Any) -> UnauthGate:
+    gated = UnauthGate(rig.emulator, code, **options)
+    rig.url = serve(gated)
+    return gated
+
+
+@pytest.mark.parametrize(
+    ("kind", "permission"), [("user-id", "User-ID Agent"), ("op", "Operational Requests")]
+)
+def test_unauth_code_16_names_the_permission_to_check(
+    firewall: Rig, serve: Callable[[App], str], kind: str, permission: str
+) -> None:
+    gate(firewall, serve, "16", type=kind)
+    client = firewall.client()
+    with pytest.raises(PanosAuthError, match=f"grant it the XML API permission '{permission}'") as caught:
+        client.register({"10.0.0.1": tags("illumio.a")}) if kind == "user-id" else client.registered_ips()
+    assert (caught.value.code, caught.value.retryable, client.api_calls) == ("16", False, 1)
+
+
+def test_unauth_code_16_drops_a_generated_key_without_generating_another(
+    rotating_firewall: Rig, serve: Callable[[App], str]
+) -> None:
+    gate(rotating_firewall, serve, "16", type="user-id")
+    client = password_client(rotating_firewall)
+    with pytest.raises(PanosAuthError, match="User-ID Agent"):
+        client.register({"10.0.0.1": tags("illumio.a")})
+    assert rotating_firewall.keys.keygens == 1
+    password_client(rotating_firewall).registered_ips()
+    assert rotating_firewall.keys.keygens == 2  # the refused key was dropped
+
+
+def test_unauth_code_22_with_a_generated_key_generates_a_new_one_and_succeeds(
+    rotating_firewall: Rig, serve: Callable[[App], str]
+) -> None:
+    gated = gate(rotating_firewall, serve, "22", keys=1)
+    client = password_client(rotating_firewall)
+    assert client.register({"10.0.0.1": tags("illumio.a")}).done == 1
+    assert (rotating_firewall.keys.keygens, gated.answered, len(gated.seen)) == (2, 1, 2)
+    assert rotating_firewall.emulator.table() == {"10.0.0.1": tags("illumio.a")}
+
+
+def test_unauth_code_22_generates_a_new_key_only_once(
+    rotating_firewall: Rig, serve: Callable[[App], str]
+) -> None:
+    gated = gate(rotating_firewall, serve, "22")
+    client = password_client(rotating_firewall)
+    with pytest.raises(PanosAuthError, match="a freshly generated API key was refused too"):
+        client.registered_ips()
+    with pytest.raises(PanosAuthError):
+        client.registered_ips()
+    assert rotating_firewall.keys.keygens == 3  # one, one renewal, then the next request's key
+    assert gated.answered == 3
+    assert rotating_firewall.sleeps == []
+
+
+def test_unauth_code_22_with_a_configured_key_points_at_the_secret(
+    firewall: Rig, serve: Callable[[App], str]
+) -> None:
+    gate(firewall, serve, "22")
+    client = firewall.client()
+    with pytest.raises(PanosAuthError, match="configured API key has expired") as caught:
+        client.registered_ips()
+    assert (caught.value.retryable, client.api_calls, firewall.keys.keygens) == (False, 1, 0)
 
 
 # -- retries ---------------------------------------------------------------------------------------

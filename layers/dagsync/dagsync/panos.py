@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Literal, cast
 from urllib.parse import urlencode
 
 import requests
@@ -30,6 +30,7 @@ from dagsync.panos_xml import (
     parse_keygen,
     parse_registered_ips,
     parse_response,
+    split_sendable,
 )
 from dagsync.retry import Clock, Retrier, RetriesExhausted, Retryable, RetryPolicy, Sleep
 
@@ -40,6 +41,13 @@ __all__ = [
     "UidOutcome",
 ]
 
+RequestType = Literal["user-id", "op", "config"]
+# The XML API permission each request type needs on the admin role (docs/protocols.md#panos-errors).
+PERMISSIONS: Mapping[RequestType, str] = {
+    "user-id": "User-ID Agent",
+    "op": "Operational Requests",
+    "config": "Configuration (read)",
+}
 _MAX_PAGES = 10_000  # 5,000,000 entries: far above any platform's table; stops a device that ignores paging
 DEFAULT_BATCH_SIZE = 500  # BATCH_SIZE's default: IP entries per uid-message
 
@@ -87,12 +95,13 @@ class UidOutcome:
 
     verb: Verb
     sent: int  # IP entries in the message
-    failed: Mapping[str, str] = field(default_factory=dict)  # ip -> device message
+    failed: Mapping[str, str] = field(default_factory=dict)  # ip -> device message, or why not sent
     benign: int = 0  # per-entry messages "already exists" / "does not exist": counted as done
+    unsent: int = 0  # entries failed without being sent: no message could carry them
 
     @property
     def done(self) -> int:
-        return self.sent - len(self.failed)
+        return self.sent + self.unsent - len(self.failed)
 
 
 class PanosClient:
@@ -132,6 +141,7 @@ class PanosClient:
         self._timeout = timeout
         self._session = new_session(tls_verify(verify_tls, credentials.ca_bundle))
         self._active_key: str | None = None  # masked in every error message
+        self._key_renewed = False  # a generated key is replaced after "unauth" once per client
         self.api_calls = 0
         self.bytes_sent = 0
 
@@ -169,7 +179,8 @@ class PanosClient:
         start = 1
         for _ in range(_MAX_PAGES):
             cmd = build_show_registered_ip(start=start, limit=PAGE_LIMIT, ip=ip, tag=tag)
-            page = parse_registered_ips(self._request("show registered-ip", {"type": "op", "cmd": cmd}))
+            answer = self._request("op", "show registered-ip", {"type": "op", "cmd": cmd})
+            page = parse_registered_ips(answer)
             new = 0
             for address, record in page.entries.items():
                 previous = found.get(address)
@@ -177,11 +188,7 @@ class PanosClient:
                     new += 1
                     found[address] = record
                 else:
-                    found[address] = RegisteredIp(
-                        tags=previous.tags | record.tags,
-                        persistent=previous.persistent and record.persistent,
-                        from_agent=previous.from_agent or record.from_agent,
-                    )
+                    found[address] = previous.merged(record)
             if page.raw_count < PAGE_LIMIT:
                 return found
             if new == 0:
@@ -195,30 +202,38 @@ class PanosClient:
     # -- internals -----------------------------------------------------------------------------
 
     def _uid(self, verb: Verb, entries: TagMap, *, persistent: bool = True) -> UidOutcome:
-        cmd = build_uid_message(verb, entries, persistent=persistent)
-        parsed = self._request(verb, {"type": "user-id", "cmd": cmd})
-        failed = entry_messages_by_ip(parsed.entries, entries)
+        sendable, refused = split_sendable(entries)
+        if not sendable:
+            return UidOutcome(verb=verb, sent=0, failed=refused, unsent=len(refused))
+        cmd = build_uid_message(verb, sendable, persistent=persistent)
+        parsed = self._request("user-id", verb, {"type": "user-id", "cmd": cmd})
+        failed = {**refused, **entry_messages_by_ip(parsed.entries, sendable)}
         benign = sum(1 for entry in parsed.entries if entry.outcome == "done")
-        return UidOutcome(verb=verb, sent=len(entries), failed=failed, benign=benign)
+        return UidOutcome(verb=verb, sent=len(sendable), failed=failed, benign=benign, unsent=len(refused))
 
-    def _request(self, what: str, params: dict[str, str]) -> ParsedResponse:
-        """An authenticated request to this client's target (vsys and target passed through)."""
-        key, generated = self._key()
-        self._active_key = key
+    def _request(self, kind: RequestType, what: str, params: dict[str, str]) -> ParsedResponse:
+        """An authenticated request to this client's target (vsys and target passed through).
+
+        A generated key the device refuses is dropped from the cache; when the answer says the key
+        or its session expired, one new key is generated and the request sent once more, once per
+        client (so once per target and run), never in a loop (docs/protocols.md#panos-keygen).
+        """
         if self.vsys:
             params["vsys"] = self.vsys
         if self.target_serial:
             params["target"] = self.target_serial
             what = f"{what} [target {self.target_serial}]"
-        try:
-            return self._send(what, params, headers={"X-PAN-KEY": key})
-        except PanosAuthError as exc:
-            if generated:
-                self._forget_key(key)
-                hint = "the generated API key was refused; the next run generates a new one"
-            else:
-                hint = "check api_key in the PAN-OS secret and the admin role's XML API permissions"
-            raise PanosAuthError(f"{exc} ({hint})", code=exc.code) from None
+        while True:
+            key, generated = self._key()
+            self._active_key = key
+            try:
+                return self._send(what, params, headers={"X-PAN-KEY": key})
+            except PanosAuthError as exc:
+                if generated:
+                    self._forget_key(key)
+                if not (generated and exc.key_expired and not self._key_renewed):
+                    raise _with_hint(exc, kind, generated=generated) from None
+                self._key_renewed = True
 
     def _key(self) -> tuple[str, bool]:
         """The API key and whether it was generated (and so may be regenerated after a 403)."""
@@ -295,13 +310,33 @@ class PanosClient:
     def _clean(self, exc: PanosError, what: str, *, suffix: str = "") -> PanosError:
         """The same error with context, and with any secret value masked, whatever the device echoed."""
         message = _redact(f"{what} failed: {exc}{suffix}", self._secrets())
-        kind = PanosAuthError if isinstance(exc, PanosAuthError) else PanosError
-        return kind(message, code=exc.code, retryable=exc.retryable)
+        if isinstance(exc, PanosAuthError):
+            return PanosAuthError(message, code=exc.code, key_expired=exc.key_expired)
+        return PanosError(message, code=exc.code, retryable=exc.retryable)
 
     def _secrets(self) -> list[str]:
         creds = self._credentials
         values = [secret.get_secret_value() for secret in (creds.api_key, creds.password) if secret]
         return [value for value in (*values, self._active_key) if value]
+
+
+def _with_hint(exc: PanosAuthError, kind: RequestType, *, generated: bool) -> PanosAuthError:
+    """The refusal with what the operator should check: the key, or the role's permission."""
+    permission = PERMISSIONS[kind]
+    if exc.code == "16" or kind == "config":
+        hint = (
+            f"the admin role of the PAN-OS account lacks a permission: grant it the XML API "
+            f"permission '{permission}'"
+        )
+    elif exc.key_expired and generated:
+        hint = "a freshly generated API key was refused too; check the account in the PAN-OS secret"
+    elif exc.key_expired:
+        hint = "the configured API key has expired or was revoked; put a valid api_key in the PAN-OS secret"
+    elif generated:
+        hint = "the generated API key was refused; the next run generates a new one"
+    else:
+        hint = f"check api_key in the PAN-OS secret and the admin role's XML API permission '{permission}'"
+    return PanosAuthError(f"{exc} ({hint})", code=exc.code, key_expired=exc.key_expired)
 
 
 def _reason(exc: BaseException) -> str:
