@@ -1,14 +1,18 @@
 """PanosClient against the PAN-OS emulator over loopback HTTP."""
 
+import contextlib
 import ssl
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
+import requests
 import trustme
 
 from dagsync.credentials import PanosCredentials
@@ -739,3 +743,120 @@ def test_key_and_password_echoed_by_a_device_are_masked_in_errors(serve: Callabl
         client.registered_ips()
     assert API_KEY not in str(caught.value)
     assert "***" in str(caught.value)
+
+
+def test_a_password_echoed_in_any_encoding_is_masked(serve: Callable[[App], str], firewall: Rig) -> None:
+    echoing = serve(EchoingDevice())
+    client = PanosClient(
+        echoing, PanosCredentials(username=USER, password=PASSWORD), retry=FAST, key_cache=KeyCache()
+    )
+    with pytest.raises(PanosError) as caught:
+        client.registered_ips()  # the keygen body, password URL-encoded, comes back in the error
+    assert "s3cr3t" not in str(caught.value)
+    assert "***" in str(caught.value)
+
+
+# -- redirects, oversized and unexpected answers --------------------------------------------------
+
+
+@dataclass
+class Elsewhere:
+    """Another host: it must never see a request, let alone a key or a password."""
+
+    requests: list[Request] = field(default_factory=list)
+
+    def handle(self, request: Request) -> Response:
+        self.requests.append(request)
+        return Response(200, b'<response status="success"><result><key>stolen</key></result></response>')
+
+
+@dataclass
+class Redirecting:
+    status: int
+    location: str
+
+    def handle(self, request: Request) -> Response:
+        return Response(self.status, b"", headers={"Location": self.location})
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[tuple[Elsewhere, str]]:
+    app = Elsewhere()
+    with LoopbackServer(app) as server:
+        yield app, f"{server.url}/api/"
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_never_followed_and_is_an_error_naming_the_location(
+    serve: Callable[[App], str], elsewhere: tuple[Elsewhere, str], status: int
+) -> None:
+    other, location = elsewhere
+    client = PanosClient(serve(Redirecting(status, location)), PanosCredentials(api_key=API_KEY), retry=FAST)
+    with pytest.raises(PanosError, match=f"HTTP {status} redirecting to {location}") as caught:
+        client.register({"10.0.0.1": tags("illumio.a")})
+    assert (caught.value.retryable, client.api_calls, other.requests) == (False, 1, [])
+
+
+def test_a_redirected_keygen_never_posts_the_password_elsewhere(
+    serve: Callable[[App], str], elsewhere: tuple[Elsewhere, str]
+) -> None:
+    other, location = elsewhere
+    client = PanosClient(
+        serve(Redirecting(307, location)), PanosCredentials(username=USER, password=PASSWORD), retry=FAST
+    )
+    with pytest.raises(PanosError, match="redirects are never followed"):
+        client.registered_ips()
+    assert other.requests == []
+
+
+def test_an_answer_over_the_size_limit_is_refused_and_not_retried(firewall: Rig) -> None:
+    for n in range(200):
+        firewall.emulator.register_foreign(f"10.1.0.{n}", ["illumio.a"])
+    client = firewall.client(max_response_bytes=4096)
+    with pytest.raises(PanosError, match="over the 4096-byte limit") as caught:
+        client.registered_ips()
+    assert (caught.value.retryable, client.api_calls) == (False, 1)
+
+
+class EndlessAnswer(BaseHTTPRequestHandler):
+    """Answers without a Content-Length and keeps sending, as a runaway or hostile peer would."""
+
+    protocol_version = "HTTP/1.0"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.end_headers()
+        with contextlib.suppress(OSError):
+            self.wfile.write(b"<response status='success'><result>")
+            for _ in range(4096):
+                self.wfile.write(b"<entry>" + b"x" * 1024 + b"</entry>")
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+def test_an_answer_without_a_length_is_read_only_up_to_the_limit() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), EndlessAnswer)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        client = PanosClient(url, PanosCredentials(api_key=API_KEY), retry=FAST, max_response_bytes=65536)
+        with pytest.raises(PanosError, match="passed the 65536-byte limit; reading stopped"):
+            client.registered_ips()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("error", [RecursionError, requests.exceptions.TooManyRedirects, KeyError])
+def test_an_unexpected_failure_below_the_client_is_a_panos_error(
+    firewall: Rig, monkeypatch: pytest.MonkeyPatch, error: type[Exception]
+) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise error("deep inside")
+
+    monkeypatch.setattr(requests.Session, "post", fail)
+    with pytest.raises(PanosError, match=f"PAN-OS at {firewall.url} failed") as caught:
+        firewall.client().registered_ips()
+    assert caught.value.retryable is False

@@ -32,6 +32,7 @@ from dagsync.panos_xml import (
     parse_response,
     split_sendable,
 )
+from dagsync.redact import mask
 from dagsync.retry import Clock, Retrier, RetriesExhausted, Retryable, RetryPolicy, Sleep
 
 __all__ = [
@@ -48,6 +49,16 @@ PERMISSIONS: Mapping[RequestType, str] = {
     "op": "Operational Requests",
     "config": "Configuration (read)",
 }
+# A page of 500 registered IPs with 32 tags each is well under 5 MB; a config read of every
+# device group's address groups is smaller still. Anything larger is not an answer we asked for.
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+_READ_CHUNK = 64 * 1024
+# Transfers that broke on the way: the device may answer the same request if asked again.
+_BROKEN_TRANSFER = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 _MAX_PAGES = 10_000  # 5,000,000 entries: far above any platform's table; stops a device that ignores paging
 DEFAULT_BATCH_SIZE = 500  # BATCH_SIZE's default: IP entries per uid-message
 
@@ -126,6 +137,7 @@ class PanosClient:
         sleep: Sleep = time.sleep,
         clock: Clock = time.monotonic,
         deadline: float | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -139,6 +151,7 @@ class PanosClient:
         self._batch_size = batch_size
         self._retrier = Retrier(policy=retry, sleep=sleep, clock=clock, deadline=deadline)
         self._timeout = timeout
+        self._max_response_bytes = max_response_bytes
         self._session = new_session(tls_verify(verify_tls, credentials.ca_bundle))
         self._active_key: str | None = None  # masked in every error message
         self._key_renewed = False  # a generated key is replaced after "unauth" once per client
@@ -282,34 +295,61 @@ class PanosClient:
             raise self._clean(exc, what) from None
 
     def _attempt(self, body: bytes, headers: dict[str, str]) -> ParsedResponse:
+        """One POST and its answer; whatever goes wrong, the caller gets a PanosError."""
         self.api_calls += 1
         self.bytes_sent += len(body)
         try:
-            response = self._session.post(self._url, data=body, headers=headers, timeout=self._timeout)
-        except requests.exceptions.SSLError as exc:
+            status, content = self._exchange(body, headers)
+            return parse_response(content, status)
+        except PanosError:
+            raise
+        except requests.exceptions.RequestException as exc:
+            raise self._transport_error(exc) from None
+        except Exception as exc:
+            # A RecursionError from a deeply nested answer, or any other failure below us, still
+            # ends as this target's error, reported in the run's summary (docs/sync.md#crash-rules).
             raise PanosError(
+                f"request to PAN-OS at {self.base_url} failed unexpectedly ({type(exc).__name__})"
+            ) from None
+
+    def _exchange(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        """POST without following redirects, reading at most `max_response_bytes` of the answer."""
+        response = self._session.post(
+            self._url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False, stream=True
+        )
+        with response:
+            if 300 <= response.status_code < 400:
+                # Never followed: requests would carry X-PAN-KEY to the new host and re-post the
+                # keygen body with the password (docs/sync.md#redirects).
+                location = response.headers.get("Location", "")[:200] or "no Location"
+                raise PanosError(
+                    f"PAN-OS at {self.base_url} answered HTTP {response.status_code} redirecting to "
+                    f"{location}; redirects are never followed: set PANOS_URL to the management "
+                    "address itself"
+                )
+            return response.status_code, _read_capped(response, self._max_response_bytes)
+
+    def _transport_error(self, exc: requests.exceptions.RequestException) -> PanosError:
+        if isinstance(exc, requests.exceptions.SSLError):
+            return PanosError(
                 f"TLS verification of PANOS_URL {self.base_url} failed ({_reason(exc)}); set ca_bundle in "
                 "the PAN-OS secret to the CA that signed the device certificate"
-            ) from None
-        except requests.exceptions.Timeout:
-            raise PanosError(
+            )
+        if isinstance(exc, requests.exceptions.Timeout):
+            return PanosError(
                 f"PAN-OS at {self.base_url} did not answer within {self._timeout:g}s", retryable=True
-            ) from None
-        except (
-            requests.exceptions.ConnectionError,
-            requests.exceptions.ChunkedEncodingError,
-            requests.exceptions.ContentDecodingError,
-        ) as exc:
-            raise PanosError(
+            )
+        if isinstance(exc, _BROKEN_TRANSFER):
+            return PanosError(
                 f"connection to PAN-OS at {self.base_url} failed ({_reason(exc)})", retryable=True
-            ) from None
-        except requests.exceptions.RequestException as exc:
-            raise PanosError(f"request to PAN-OS at {self.base_url} failed ({_reason(exc)})") from None
-        return parse_response(response.content, response.status_code)
+            )
+        return PanosError(f"request to PAN-OS at {self.base_url} failed ({_reason(exc)})")
 
     def _clean(self, exc: PanosError, what: str, *, suffix: str = "") -> PanosError:
         """The same error with context, and with any secret value masked, whatever the device echoed."""
-        message = _redact(f"{what} failed: {exc}{suffix}", self._secrets())
+        creds = self._credentials
+        pairs = [(creds.username, secret) for secret in self._secrets() if creds.username]
+        message = mask(f"{what} failed: {exc}{suffix}", self._secrets(), basic_pairs=pairs)
         if isinstance(exc, PanosAuthError):
             return PanosAuthError(message, code=exc.code, key_expired=exc.key_expired)
         return PanosError(message, code=exc.code, retryable=exc.retryable)
@@ -351,7 +391,16 @@ def _reason(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:200] + "…"
 
 
-def _redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
+def _read_capped(response: requests.Response, limit: int) -> bytes:
+    """The body, read in chunks and abandoned as soon as it passes `limit` bytes."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PanosError(f"PAN-OS answer of {int(declared)} bytes is over the {limit}-byte limit; not read")
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(_READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise PanosError(f"PAN-OS answer passed the {limit}-byte limit; reading stopped")
+        chunks.append(chunk)
+    return b"".join(chunks)
