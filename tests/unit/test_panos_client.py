@@ -17,7 +17,7 @@ import trustme
 
 from dagsync.credentials import PanosCredentials
 from dagsync.errors import PanosAuthError, PanosError
-from dagsync.panos import KeyCache, PanosClient, RegisteredIp
+from dagsync.panos import InFlightLimit, KeyCache, PanosClient, RegisteredIp
 from dagsync.retry import RetryPolicy
 from emulators.panos import PanosEmulator
 from emulators.server import App, LoopbackServer, Request, Response
@@ -352,6 +352,75 @@ def test_child_firewall_that_hangs_times_out_and_is_retried(panorama: Rig) -> No
         client.register({"10.0.0.1": tags("illumio.a")})
     assert caught.value.retryable is True
     assert client.api_calls == 2
+
+
+# -- threads and the in-flight limit --------------------------------------------------------------
+
+
+def test_twenty_clients_on_twenty_threads_never_exceed_the_in_flight_limit(
+    serve: Callable[[App], str],
+) -> None:
+    serials = [f"0079510000002{n:02d}" for n in range(20)]
+    emulator = PanosEmulator("panorama", api_keys=(API_KEY,), firewalls=serials, delay=0.02)
+    rig = Rig(emulator, serve(emulator))
+    limit = InFlightLimit(3)
+
+    def sync(serial: str) -> int:
+        client = rig.client(target_serial=serial, in_flight=limit)
+        for n in range(3):
+            client.register({f"10.0.{n}.1": tags("illumio.a")})
+        return client.api_calls
+
+    with ThreadPoolExecutor(max_workers=len(serials)) as pool:
+        calls = list(pool.map(sync, serials))
+    assert calls == [3] * 20
+    assert emulator.max_concurrency == 3
+    assert all(
+        emulator.table(serial=serial) == {f"10.0.{n}.1": tags("illumio.a") for n in range(3)}
+        for serial in serials
+    )
+
+
+def test_one_address_shares_its_slots_however_the_url_spells_it() -> None:
+    limit = InFlightLimit(1)
+    with limit.slot("https://Panorama.example.com/"):
+        assert not _slot_free_within(limit, "https://panorama.example.com:443", seconds=0.2)
+
+
+def test_different_addresses_do_not_share_slots() -> None:
+    limit = InFlightLimit(1)
+    with limit.slot("https://fw1.example.com"):
+        assert _slot_free_within(limit, "https://fw2.example.com", seconds=5)
+
+
+def _slot_free_within(limit: InFlightLimit, address: str, *, seconds: float) -> bool:
+    """Whether another thread gets a slot on `address` within `seconds`."""
+    got = threading.Event()
+    release = threading.Event()
+
+    def take() -> None:
+        with limit.slot(address):
+            got.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=take, daemon=True)
+    worker.start()
+    free = got.wait(seconds)
+    release.set()
+    return free
+
+
+def test_the_in_flight_limit_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        InFlightLimit(0)
+
+
+def test_a_client_shared_by_threads_counts_every_call(firewall: Rig) -> None:
+    client = firewall.client()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda n: client.registered_ips(ip=f"10.0.0.{n}"), range(40)))
+    assert client.api_calls == 40
+    assert client.bytes_sent == sum(logged.body_bytes for logged in firewall.emulator.requests)
 
 
 # -- authentication --------------------------------------------------------------------------------

@@ -8,9 +8,10 @@ call is exactly one request.
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal, cast
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import requests
 
@@ -36,6 +37,7 @@ from dagsync.redact import mask
 from dagsync.retry import Clock, Retrier, RetriesExhausted, Retryable, RetryPolicy, Sleep
 
 __all__ = [
+    "InFlightLimit",
     "KeyCache",
     "PanosClient",
     "RegisteredIp",
@@ -61,6 +63,7 @@ _BROKEN_TRANSFER = (
 )
 _MAX_PAGES = 10_000  # 5,000,000 entries: far above any platform's table; stops a device that ignores paging
 DEFAULT_BATCH_SIZE = 500  # BATCH_SIZE's default: IP entries per uid-message
+DEFAULT_MAX_CONCURRENCY = 5  # PANOS_MAX_CONCURRENCY's default
 
 
 class KeyCache:
@@ -100,6 +103,38 @@ class KeyCache:
             self.keygens = 0
 
 
+class InFlightLimit:
+    """At most `limit` requests in flight to one management address, from every client and thread.
+
+    PAN-OS asks for at most five concurrent API calls per management plane, which serves the API
+    and the web interface alike (docs/protocols.md#panos-concurrency). The composition root makes
+    one for the run with PANOS_MAX_CONCURRENCY and hands it to every client, so targets synced in
+    parallel behind one Panorama share its five slots whatever the number of serials.
+    """
+
+    def __init__(self, limit: int = DEFAULT_MAX_CONCURRENCY) -> None:
+        if limit < 1:
+            raise ValueError("the in-flight limit must be at least 1")
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+
+    @contextmanager
+    def slot(self, address: str) -> Iterator[None]:
+        """Hold one of `address`'s slots for the duration of a request, waiting for one if need be."""
+        with self._lock:
+            slots = self._slots.setdefault(_address_key(address), threading.BoundedSemaphore(self.limit))
+        with slots:
+            yield
+
+
+def _address_key(url: str) -> str:
+    """One management address, however the URL spells it (case, default port, path)."""
+    parts = urlsplit(url)
+    default = {"https": 443, "http": 80}.get(parts.scheme.lower())
+    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{parts.port or default}"
+
+
 @dataclass(frozen=True)
 class UidOutcome:
     """Result of one register/unregister message, per IP entry."""
@@ -118,6 +153,10 @@ class UidOutcome:
 class PanosClient:
     """Talks to one PAN-OS target through the XML API at `{base_url}/api/`.
 
+    Safe to use from worker threads: it holds one HTTP session, and what it shares with other
+    clients (generated keys, the in-flight limit) is locked. One client per target and thread is
+    the intended use; the counters stay exact even when threads share one.
+
     `api_calls` and `bytes_sent` count every HTTP request this client sent (retries and a keygen
     included) and their form-body bytes.
     """
@@ -128,6 +167,7 @@ class PanosClient:
         credentials: PanosCredentials,
         *,
         key_cache: KeyCache | None = None,
+        in_flight: InFlightLimit | None = None,
         verify_tls: bool = True,
         vsys: str | None = None,
         target_serial: str | None = None,
@@ -146,6 +186,7 @@ class PanosClient:
         self._credentials = credentials
         # Without a shared cache this client keeps its own: one keygen for its lifetime.
         self._keys = key_cache if key_cache is not None else KeyCache()
+        self._in_flight = in_flight if in_flight is not None else InFlightLimit()
         self.vsys = vsys
         self.target_serial = target_serial
         self._batch_size = batch_size
@@ -155,6 +196,7 @@ class PanosClient:
         self._session = new_session(tls_verify(verify_tls, credentials.ca_bundle))
         self._active_key: str | None = None  # masked in every error message
         self._key_renewed = False  # a generated key is replaced after "unauth" once per client
+        self._counters = threading.Lock()  # one client may serve several threads
         self.api_calls = 0
         self.bytes_sent = 0
 
@@ -296,10 +338,12 @@ class PanosClient:
 
     def _attempt(self, body: bytes, headers: dict[str, str]) -> ParsedResponse:
         """One POST and its answer; whatever goes wrong, the caller gets a PanosError."""
-        self.api_calls += 1
-        self.bytes_sent += len(body)
+        with self._counters:
+            self.api_calls += 1
+            self.bytes_sent += len(body)
         try:
-            status, content = self._exchange(body, headers)
+            with self._in_flight.slot(self.base_url):
+                status, content = self._exchange(body, headers)
             return parse_response(content, status)
         except PanosError:
             raise

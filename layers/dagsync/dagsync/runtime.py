@@ -11,7 +11,7 @@ from dagsync.credentials import PanosCredentials, PceCredentials
 from dagsync.engine import Device, SyncEngine
 from dagsync.errors import SecretError
 from dagsync.http import RetryPolicy
-from dagsync.panos import KeyCache, PanosClient
+from dagsync.panos import InFlightLimit, KeyCache, PanosClient
 from dagsync.pce import PceClient
 from dagsync.snapshot import SnapshotStore
 
@@ -57,6 +57,7 @@ def build_engine(
 ) -> SyncEngine:
     retry = retry or DEFAULT_RETRY
     key_cache = key_cache if key_cache is not None else KeyCache()  # the handler passes one per process
+    in_flight = InFlightLimit()  # shared by every target's client: one limit per management address
     pce_credentials = PceCredentials.from_secret(read_secret(settings.pce_secret_id), settings.pce_secret_id)
     panos_credentials = PanosCredentials.from_secret(
         read_secret(settings.panos_secret_id), settings.panos_secret_id
@@ -74,6 +75,7 @@ def build_engine(
             settings.panos_url,
             panos_credentials,
             key_cache=key_cache,
+            in_flight=in_flight,
             verify_tls=settings.panos_verify_tls,
             vsys=target.vsys,
             target_serial=target.serial,
