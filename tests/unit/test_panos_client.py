@@ -17,7 +17,7 @@ import trustme
 
 from dagsync.credentials import PanosCredentials
 from dagsync.errors import PanosAuthError, PanosError
-from dagsync.panos import InFlightLimit, KeyCache, PanosClient, RegisteredIp
+from dagsync.panos import DagDefinition, InFlightLimit, KeyCache, PanosClient, RegisteredIp
 from dagsync.retry import RetryPolicy
 from emulators.panos import PanosEmulator
 from emulators.server import App, LoopbackServer, Request, Response
@@ -929,3 +929,103 @@ def test_an_unexpected_failure_below_the_client_is_a_panos_error(
     with pytest.raises(PanosError, match=f"PAN-OS at {firewall.url} failed") as caught:
         firewall.client().registered_ips()
     assert caught.value.retryable is False
+
+
+# -- dynamic address group definitions --------------------------------------------------------------
+
+SHARED = "/config/shared/address-group"
+DEVICE_GROUPS = "/config/devices/entry[@name='localhost.localdomain']/device-group/entry/address-group"
+VSYS2 = "/config/devices/entry[@name='localhost.localdomain']/vsys/entry[@name='vsys2']/address-group"
+
+
+def dynamic(name: str, expression: str, loc: str | None = None) -> str:
+    where = f" loc='{loc}'" if loc else ""
+    return f"<entry name='{name}'{where}><dynamic><filter>{expression}</filter></dynamic></entry>"
+
+
+@dataclass
+class ConfigDevice:
+    """Answers `type=config&action=show` by xpath, code 7 for an xpath it holds nothing at."""
+
+    groups: dict[str, str]
+    refuse: bytes | None = None
+    refuse_status: int = 200
+    seen: list[dict[str, str]] = field(default_factory=list)
+
+    def handle(self, request: Request) -> Response:
+        params = {name: values[0] for name, values in parse_qs(request.body.decode()).items()}
+        self.seen.append(params)
+        if self.refuse is not None:
+            return Response(self.refuse_status, self.refuse)
+        if params.get("type") != "config" or params.get("action") != "show":
+            return Response(200, b'<response status="error" code="17"><msg>unexpected</msg></response>')
+        held = self.groups.get(params["xpath"])
+        if held is None:
+            return Response(200, b'<response status="error" code="7"><msg>No such node</msg></response>')
+        body = f'<response status="success"><result><address-group>{held}</address-group></result></response>'
+        return Response(200, body.encode())
+
+
+def config_client(serve: Callable[[App], str], device: ConfigDevice, **options: Any) -> PanosClient:
+    return PanosClient(serve(device), PanosCredentials(api_key=API_KEY), retry=FAST, **options)
+
+
+def test_panorama_groups_are_read_from_shared_and_every_device_group(serve: Callable[[App], str]) -> None:
+    device = ConfigDevice(
+        {
+            SHARED: dynamic("quarantine", "'illumio.env.Quarantine'"),
+            DEVICE_GROUPS: dynamic("web", "'illumio.role.Web'", loc="dg-east"),
+        }
+    )
+    client = config_client(serve, device, target_serial=FIREWALL_A, vsys="vsys1")
+    assert client.address_groups() == [
+        DagDefinition("quarantine", "'illumio.env.Quarantine'", "shared"),
+        DagDefinition("web", "'illumio.role.Web'", "device-group:dg-east"),
+    ]
+    assert [params["xpath"] for params in device.seen] == [SHARED, DEVICE_GROUPS]
+
+
+def test_definitions_are_read_from_panorama_itself_in_the_running_configuration(
+    serve: Callable[[App], str],
+) -> None:
+    device = ConfigDevice({SHARED: ""})
+    config_client(serve, device, target_serial=FIREWALL_A, vsys="vsys1").address_groups()
+    assert all(params["action"] == "show" for params in device.seen)
+    assert all("target" not in params and "vsys" not in params for params in device.seen)
+
+
+def test_firewall_groups_are_read_from_shared_and_the_vsys(serve: Callable[[App], str]) -> None:
+    device = ConfigDevice({SHARED: "", VSYS2: dynamic("db", "'illumio.role.Db' or 'illumio.role.Cache'")})
+    groups = config_client(serve, device, vsys="vsys2").address_groups()
+    assert groups == [DagDefinition("db", "'illumio.role.Db' or 'illumio.role.Cache'", "vsys:vsys2")]
+    assert [params["xpath"] for params in device.seen] == [SHARED, DEVICE_GROUPS, VSYS2]
+
+
+def test_a_location_with_nothing_defined_is_no_groups(serve: Callable[[App], str]) -> None:
+    assert config_client(serve, ConfigDevice({})).address_groups() == []
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (
+            403,
+            b"<response status = 'error' code = '403'><result><msg>Invalid Credential</msg></result></response>",
+        ),
+        (200, UNAUTH["16"]),
+    ],
+    ids=["http-403", "unauth-16"],
+)
+def test_a_refused_configuration_read_names_the_permission_to_check(
+    serve: Callable[[App], str], status: int, body: bytes
+) -> None:
+    device = ConfigDevice({}, refuse=body, refuse_status=status)
+    with pytest.raises(PanosAuthError, match=r"XML API permission 'Configuration \(read\)'"):
+        config_client(serve, device).address_groups()
+    assert len(device.seen) == 1
+
+
+def test_an_error_reading_shared_groups_is_not_taken_for_no_groups(serve: Callable[[App], str]) -> None:
+    device = ConfigDevice({}, refuse=b'<response status="error" code="6"><msg>Bad Xpath</msg></response>')
+    with pytest.raises(PanosError, match="code 6"):
+        config_client(serve, device).address_groups()

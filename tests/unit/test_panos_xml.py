@@ -8,6 +8,7 @@ import pytest
 
 from dagsync.errors import PanosAuthError, PanosError
 from dagsync.panos_xml import (
+    DagDefinition,
     RegisteredIp,
     build_show_registered_ip,
     build_uid_message,
@@ -15,10 +16,12 @@ from dagsync.panos_xml import (
     classify_entry,
     entry_messages_by_ip,
     normalise_ip,
+    parse_address_groups,
     parse_keygen,
     parse_registered_ips,
     parse_response,
     split_sendable,
+    vsys_address_groups,
 )
 from emulators.panos import BILLION_LAUGHS
 
@@ -542,3 +545,77 @@ def test_pre_8_0_outfile_answer_is_a_clear_error() -> None:
 )
 def test_normalise_ip(text: str, expected: str) -> None:
     assert normalise_ip(text) == expected
+
+
+# -- address groups ---------------------------------------------------------------------------------
+
+
+def groups_answer(*groups: str, wrapper: str = "address-group") -> bytes:
+    inner = "".join(f"<{wrapper}>{group}</{wrapper}>" for group in groups)
+    return (
+        f'<response status="success"><result total-count="1" count="1">{inner}</result></response>'.encode()
+    )
+
+
+def test_dynamic_groups_are_read_with_their_filter_and_location() -> None:
+    body = groups_answer(
+        "<entry name='quarantine'><dynamic><filter>'illumio.env.Quarantine'</filter></dynamic>"
+        "<description>isolated</description><tag><member>ops</member></tag></entry>"
+        "<entry name='web-prod'><dynamic><filter>'illumio.app.Web' and 'illumio.env.Prod'</filter></dynamic></entry>"
+    )
+    assert parse_address_groups(parse_response(body, 200), "shared") == [
+        DagDefinition("quarantine", "'illumio.env.Quarantine'", "shared"),
+        DagDefinition("web-prod", "'illumio.app.Web' and 'illumio.env.Prod'", "shared"),
+    ]
+
+
+def test_static_groups_are_skipped() -> None:
+    body = groups_answer("<entry name='servers'><static><member>srv1</member></static></entry>")
+    assert parse_address_groups(parse_response(body, 200), "shared") == []
+
+
+def test_an_empty_result_means_no_groups() -> None:
+    body = b'<response status="success"><result/></response>'
+    assert parse_address_groups(parse_response(body, 200), "vsys:vsys1") == []
+
+
+def test_groups_of_several_device_groups_carry_each_ones_name_where_given() -> None:
+    body = groups_answer(
+        "<entry name='a' loc='dg-east'><dynamic><filter>'illumio.x'</filter></dynamic></entry>",
+        "<entry name='b'><dynamic><filter>'illumio.y'</filter></dynamic></entry>",
+    )
+    assert parse_address_groups(parse_response(body, 200), "device-group") == [
+        DagDefinition("a", "'illumio.x'", "device-group:dg-east"),
+        DagDefinition("b", "'illumio.y'", "device-group"),
+    ]
+
+
+def test_entries_directly_under_the_result_are_read_too() -> None:
+    body = (
+        b'<response status="success"><result>'
+        b"<entry name='a'><dynamic><filter>'illumio.x' or 'illumio.y'</filter></dynamic></entry>"
+        b"</result></response>"
+    )
+    assert parse_address_groups(parse_response(body, 200), "shared") == [
+        DagDefinition("a", "'illumio.x' or 'illumio.y'", "shared")
+    ]
+
+
+def test_a_filter_with_markup_characters_is_read_unescaped() -> None:
+    body = groups_answer(
+        "<entry name='a'><dynamic><filter>'illumio.app.R&amp;D' and ('x' or 'y')</filter></dynamic></entry>"
+    )
+    assert parse_address_groups(parse_response(body, 200), "shared")[0].filter == (
+        "'illumio.app.R&D' and ('x' or 'y')"
+    )
+
+
+def test_vsys_xpath_names_the_vsys() -> None:
+    assert vsys_address_groups("vsys2") == (
+        "/config/devices/entry[@name='localhost.localdomain']/vsys/entry[@name='vsys2']/address-group"
+    )
+
+
+def test_a_vsys_name_that_could_break_the_xpath_is_refused() -> None:
+    with pytest.raises(ValueError, match="xpath"):
+        vsys_address_groups("vsys1']/../../entry[@name='x")

@@ -20,7 +20,10 @@ from dagsync.errors import PanosAuthError, PanosError
 from dagsync.http import new_session, tls_verify
 from dagsync.models import TagMap
 from dagsync.panos_xml import (
+    DEVICE_GROUP_ADDRESS_GROUPS,
     PAGE_LIMIT,
+    SHARED_ADDRESS_GROUPS,
+    DagDefinition,
     ParsedResponse,
     RegisteredIp,
     Verb,
@@ -28,15 +31,18 @@ from dagsync.panos_xml import (
     build_uid_message,
     chunk_entries,
     entry_messages_by_ip,
+    parse_address_groups,
     parse_keygen,
     parse_registered_ips,
     parse_response,
     split_sendable,
+    vsys_address_groups,
 )
 from dagsync.redact import mask
 from dagsync.retry import Clock, Retrier, RetriesExhausted, Retryable, RetryPolicy, Sleep
 
 __all__ = [
+    "DagDefinition",
     "InFlightLimit",
     "KeyCache",
     "PanosClient",
@@ -254,6 +260,35 @@ class PanosClient:
             start += page.raw_count
         raise PanosError(f"PAN-OS registered-IP listing did not end after {_MAX_PAGES} pages")
 
+    def address_groups(self) -> list[DagDefinition]:
+        """The dynamic address groups the device defines, from the running configuration.
+
+        Read from the device at `base_url` itself (no `target`): shared and every device group
+        on a Panorama, shared and the vsys on a firewall (docs/dag-awareness.md#tags-in-use). A
+        device that is not of a location's kind answers it with nothing. A 403 or code 16 is a
+        PanosAuthError naming the XML API permission 'Configuration (read)'.
+        """
+        locations = [("shared", SHARED_ADDRESS_GROUPS), ("device-group", DEVICE_GROUP_ADDRESS_GROUPS)]
+        if not self.target_serial:
+            vsys = self.vsys or "vsys1"
+            locations.append((f"vsys:{vsys}", vsys_address_groups(vsys)))
+        found: list[DagDefinition] = []
+        for location, xpath in locations:
+            found.extend(self._address_groups_at(location, xpath))
+        return found
+
+    def _address_groups_at(self, location: str, xpath: str) -> list[DagDefinition]:
+        params = {"type": "config", "action": "show", "xpath": xpath}
+        try:
+            answer = self._request("config", f"read address groups ({location})", params, routed=False)
+        except PanosError as exc:
+            # Code 7 "Object not present": nothing defined there. Code 6 "Bad Xpath" from a device
+            # of the other kind (a firewall has no device groups, a Panorama no vsys) [unverified].
+            if exc.code == "7" or (exc.code == "6" and location != "shared"):
+                return []
+            raise
+        return parse_address_groups(answer, location)
+
     # -- internals -----------------------------------------------------------------------------
 
     def _uid(self, verb: Verb, entries: TagMap, *, persistent: bool = True) -> UidOutcome:
@@ -266,16 +301,19 @@ class PanosClient:
         benign = sum(1 for entry in parsed.entries if entry.outcome == "done")
         return UidOutcome(verb=verb, sent=len(sendable), failed=failed, benign=benign, unsent=len(refused))
 
-    def _request(self, kind: RequestType, what: str, params: dict[str, str]) -> ParsedResponse:
-        """An authenticated request to this client's target (vsys and target passed through).
+    def _request(
+        self, kind: RequestType, what: str, params: dict[str, str], *, routed: bool = True
+    ) -> ParsedResponse:
+        """An authenticated request to this client's target (vsys and target passed through), or
+        to the device at `base_url` itself when not `routed`.
 
         A generated key the device refuses is dropped from the cache; when the answer says the key
         or its session expired, one new key is generated and the request sent once more, once per
         client (so once per target and run), never in a loop (docs/protocols.md#panos-keygen).
         """
-        if self.vsys:
+        if routed and self.vsys:
             params["vsys"] = self.vsys
-        if self.target_serial:
+        if routed and self.target_serial:
             params["target"] = self.target_serial
             what = f"{what} [target {self.target_serial}]"
         while True:

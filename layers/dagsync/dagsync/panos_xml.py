@@ -90,6 +90,19 @@ class RegisteredIp:
 
 
 @dataclass(frozen=True, slots=True)
+class DagDefinition:
+    """One dynamic address group as the device defines it.
+
+    `location` is where it is defined: "shared", "device-group:<name>" (or "device-group" when
+    the answer does not say which), or "vsys:<name>".
+    """
+
+    name: str
+    filter: str
+    location: str
+
+
+@dataclass(frozen=True, slots=True)
 class RegisteredIpPage:
     entries: dict[str, RegisteredIp]
     raw_count: int  # <entry> elements in this page, duplicates included; drives paging
@@ -297,6 +310,20 @@ def build_show_registered_ip(
     if start is not None:
         ET.SubElement(query, "start-point").text = str(start)
     return ET.tostring(show, encoding="unicode")
+
+
+# Where address groups are defined (docs/protocols.md#panos-address-groups).
+_LOCALHOST = "/config/devices/entry[@name='localhost.localdomain']"
+SHARED_ADDRESS_GROUPS = "/config/shared/address-group"
+DEVICE_GROUP_ADDRESS_GROUPS = f"{_LOCALHOST}/device-group/entry/address-group"  # every device group
+_VSYS_NAME = re.compile(r"[A-Za-z0-9_.-]{1,31}")
+
+
+def vsys_address_groups(vsys: str) -> str:
+    """The xpath of one vsys's address groups; the name is checked, never quoted into the xpath raw."""
+    if not _VSYS_NAME.fullmatch(vsys):
+        raise ValueError(f"vsys name {vsys!r} cannot be used in an xpath")
+    return f"{_LOCALHOST}/vsys/entry[@name='{vsys}']/address-group"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -512,3 +539,32 @@ def entry_messages_by_ip(entries: tuple[EntryMessage, ...], sent: Mapping[str, o
         ip = by_normal.get(normalise_ip(entry.ip), entry.ip)
         failed.setdefault(ip, []).append(entry.message or "entry rejected without a message")
     return {ip: "; ".join(messages) for ip, messages in failed.items()}
+
+
+def parse_address_groups(parsed: ParsedResponse, location: str) -> list[DagDefinition]:
+    """The dynamic address groups in a `type=config&action=show` answer for one location.
+
+    Static groups are skipped. An empty `<result/>` means no groups. When one xpath matches
+    several device groups, each entry's `loc` attribute names its device group where the device
+    gives one [unverified: the answer's shape for a multi-node xpath is not captured].
+    """
+    result = parsed.result
+    if result is None:
+        return []
+    groups = list(result.iter("address-group")) or [result]
+    found: list[DagDefinition] = []
+    for group in groups:
+        for entry in group.iterfind("entry"):
+            expression = entry.find("dynamic/filter")
+            name = (entry.get("name") or "").strip()
+            if expression is None or not name:
+                continue
+            where = entry.get("loc")
+            found.append(
+                DagDefinition(
+                    name=name,
+                    filter="".join(expression.itertext()).strip(),
+                    location=f"{location}:{where}" if location == "device-group" and where else location,
+                )
+            )
+    return found
