@@ -177,11 +177,8 @@ def entry_problem(ip: str, tags: frozenset[str]) -> str | None:
         return "no tags to send; not sent"
     if len(tags) > MAX_TAGS_PER_IP:
         return f"{len(tags)} tags, more than the {MAX_TAGS_PER_IP} PAN-OS holds for one IP; not sent"
-    for tag in sorted(tags):
-        problem = _tag_problem(tag)
-        if problem is not None:
-            return problem
-    return None
+    problems = [problem for problem in map(_tag_problem, tags) if problem is not None]
+    return min(problems) if problems else None  # min: the same reason whatever the set's order
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -195,8 +192,14 @@ def _tag_problem(tag: str) -> str | None:
     return None
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+
+
 def _is_registrable(text: str) -> bool:
     """A host address without a zone, a network, or a range `a-b`: what a registered IP can be."""
+    if _IPV4.fullmatch(text):
+        return True  # the common case, at a fraction of ipaddress's cost
     if len(text) > 100 or "%" in text or _XML_ILLEGAL.search(text):
         return False
     first, dash, last = text.partition("-")
