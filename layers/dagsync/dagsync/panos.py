@@ -1,4 +1,4 @@
-"""PAN-OS XML API client: register/unregister IP tags and read the registered-IP table.
+"""PAN-OS XML API client: register/unregister IP tags, read the registered-IP table and the DAGs.
 
 One client talks to one target (the device at PANOS_URL, or one firewall behind Panorama through
 `target=<serial>`). The client cuts a change into batches (`batches`); every register/unregister
