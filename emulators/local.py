@@ -17,7 +17,6 @@ from aws_lambda_powertools.utilities.parameters import base as parameters_base
 from moto import mock_aws
 
 from app import lambda_handler
-from dagsync.panos import clear_key_cache
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator
 from emulators.server import LoopbackServer
@@ -69,7 +68,6 @@ def cold_start() -> None:
     """Forget cached secrets, clients and generated API keys, as a new Lambda container would."""
     parameters_base.clear_caches()  # type: ignore[no-untyped-call]
     parameters_base.DEFAULT_PROVIDERS.clear()  # type: ignore[attr-defined]
-    clear_key_cache()
 
 
 class LocalDeployment:

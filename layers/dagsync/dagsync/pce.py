@@ -12,7 +12,6 @@ import ssl
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -21,7 +20,8 @@ import requests
 import urllib3.exceptions
 
 from dagsync import __version__
-from dagsync.errors import PceError, SecretError
+from dagsync.credentials import PceCredentials
+from dagsync.errors import PceError
 from dagsync.http import RetryPolicy, Sleep, new_session, parse_retry_after, tls_verify
 from dagsync.models import Workload
 
@@ -45,42 +45,6 @@ T = TypeVar("T")
 _LabelRef = tuple[str, str] | str  # an inline (key, value) or a label href still to resolve
 
 
-@dataclass(frozen=True)
-class PceCredentials:
-    """An API key's authentication username and secret (HTTP Basic), and an optional CA bundle."""
-
-    auth_username: str
-    secret: str = field(repr=False)
-    ca_bundle: str | None = field(default=None, repr=False)
-
-    @classmethod
-    def from_secret(cls, data: Mapping[str, object], secret_id: str) -> "PceCredentials":
-        """Validate the Secrets Manager JSON; errors name the secret and the field, never a value."""
-        username = data.get("auth_username")
-        if not isinstance(username, str) or not username.strip():
-            raise SecretError(
-                f"secret {secret_id} must hold 'auth_username' as a non-empty string "
-                "(the API key's authentication username, e.g. api_1a2b3c4d5e, not its Key ID)"
-            )
-        secret = data.get("secret")
-        if not isinstance(secret, str) or not secret:
-            raise SecretError(f"secret {secret_id} must hold 'secret' as a non-empty string")
-        ca_bundle = data.get("ca_bundle")
-        if ca_bundle is not None and not isinstance(ca_bundle, str):
-            raise SecretError(f"secret {secret_id} has 'ca_bundle' that is not a string")
-        if (
-            isinstance(ca_bundle, str)
-            and ca_bundle.strip()
-            and "-----BEGIN CERTIFICATE-----" not in ca_bundle
-        ):
-            raise SecretError(f"secret {secret_id} has 'ca_bundle' that is not a PEM certificate bundle")
-        return cls(
-            auth_username=username.strip(),
-            secret=secret,
-            ca_bundle=ca_bundle if isinstance(ca_bundle, str) and ca_bundle.strip() else None,
-        )
-
-
 class PceClient:
     """Reads every workload of one org. Counters feed the run summary and the benchmarks."""
 
@@ -100,14 +64,14 @@ class PceClient:
         self._base = base_url.rstrip("/")
         self._api = f"{self._base}/api/v2"
         self._org = org_id
-        self._secret = credentials.secret
+        self._secret = credentials.secret.get_secret_value()
         self._retry = retry
         self._timeout = request_timeout
         self._job_deadline = job_deadline
         self._sleep = sleep
         self._monotonic = monotonic
         self._session = new_session(tls_verify(verify_tls, credentials.ca_bundle))
-        self._session.auth = (credentials.auth_username, credentials.secret)
+        self._session.auth = (credentials.auth_username, credentials.secret.get_secret_value())
         self._session.headers["Accept"] = "application/json"
         self._session.headers["User-Agent"] = f"dagsync/{__version__}"
         self.requests_made = 0

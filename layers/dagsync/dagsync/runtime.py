@@ -5,12 +5,14 @@ from collections.abc import Mapping
 
 from aws_lambda_powertools.utilities import parameters
 
+from dagsync import retry as retries
 from dagsync.config import Settings, Target
+from dagsync.credentials import PanosCredentials, PceCredentials
 from dagsync.engine import Device, SyncEngine
 from dagsync.errors import SecretError
 from dagsync.http import RetryPolicy
-from dagsync.panos import PanosClient, PanosCredentials
-from dagsync.pce import PceClient, PceCredentials
+from dagsync.panos import InFlightLimit, KeyCache, PanosClient
+from dagsync.pce import PceClient
 from dagsync.snapshot import SnapshotStore
 
 # Secrets are cached in memory this long (SPEC §2), so a warm function does not call
@@ -46,9 +48,16 @@ def _aws_reason(exc: BaseException) -> str:
 
 
 def build_engine(
-    settings: Settings, *, run_id: str, lease_seconds: float, retry: RetryPolicy | None = None
+    settings: Settings,
+    *,
+    run_id: str,
+    lease_seconds: float,
+    retry: RetryPolicy | None = None,
+    key_cache: KeyCache | None = None,
 ) -> SyncEngine:
     retry = retry or DEFAULT_RETRY
+    key_cache = key_cache if key_cache is not None else KeyCache()  # the handler passes one per process
+    in_flight = InFlightLimit()  # shared by every target's client: one limit per management address
     pce_credentials = PceCredentials.from_secret(read_secret(settings.pce_secret_id), settings.pce_secret_id)
     panos_credentials = PanosCredentials.from_secret(
         read_secret(settings.panos_secret_id), settings.panos_secret_id
@@ -65,10 +74,18 @@ def build_engine(
         return PanosClient(
             settings.panos_url,
             panos_credentials,
+            key_cache=key_cache,
+            in_flight=in_flight,
             verify_tls=settings.panos_verify_tls,
             vsys=target.vsys,
             target_serial=target.serial,
-            retry=retry,
+            batch_size=settings.batch_size,
+            retry=retries.RetryPolicy(
+                attempts=retry.attempts,
+                base_delay=retry.base_delay,
+                max_delay=retry.max_delay,
+                jitter=retry.jitter,
+            ),
         )
 
     return SyncEngine(
