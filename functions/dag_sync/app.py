@@ -10,8 +10,13 @@ from dagsync.deadline import deadline_after
 from dagsync.errors import DagSyncError
 from dagsync.events import SyncRequest, parse_event
 from dagsync.observability import logger, metrics, publish_metrics, run_log_keys
+from dagsync.panos import KeyCache
 from dagsync.result import RunResult
 from dagsync.runtime import build_engine
+
+# A PAN-OS key generated from a username and password lives as long as the container: one keygen
+# per cold start, whatever the number of targets and invocations (docs/configuration.md#secrets).
+KEY_CACHE = KeyCache()
 
 
 class RunFailed(Exception):
@@ -42,7 +47,10 @@ def _run(
         for note in settings.insecure_settings():
             logger.warning(note)
         engine = build_engine(
-            settings, run_id=context.aws_request_id, lease_seconds=settings.lease_seconds(remaining_seconds)
+            settings,
+            run_id=context.aws_request_id,
+            lease_seconds=settings.lease_seconds(remaining_seconds),
+            key_cache=KEY_CACHE,
         )
         return engine.run(request, deadline=deadline)
     except DagSyncError as exc:

@@ -5,7 +5,7 @@ registrations before unregistrations in batches, and commit what the device conf
 """
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -21,7 +21,6 @@ from dagsync.mapping import MappingResult, map_workloads
 from dagsync.memory import collector_paused
 from dagsync.models import TagMap, Workload, count_pairs
 from dagsync.observability import SERVICE
-from dagsync.panos_xml import chunk_entries
 from dagsync.result import RunResult, TargetResult
 from dagsync.snapshot import Lease, Snapshot
 
@@ -47,6 +46,9 @@ class UidOutcome(Protocol):
     @property
     def failed(self) -> Mapping[str, str]: ...
 
+    @property
+    def rejected(self) -> frozenset[str]: ...
+
 
 class Device(Protocol):
     api_calls: int
@@ -54,6 +56,8 @@ class Device(Protocol):
     def register(self, entries: TagMap, *, persistent: bool = True) -> UidOutcome: ...
 
     def unregister(self, entries: TagMap) -> UidOutcome: ...
+
+    def batches(self, entries: TagMap) -> Iterator[TagMap]: ...
 
     def registered_ips(
         self, *, ip: str | None = None, tag: str | None = None
@@ -106,6 +110,8 @@ class _Push:
 
     done: dict[str, frozenset[str]] = field(default_factory=dict)
     failed: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Refused for good (an address the device cannot take): neither on the device nor retried.
+    rejected: dict[str, frozenset[str]] = field(default_factory=dict)
     error: PanosError | None = None
 
 
@@ -126,17 +132,19 @@ class _Progress:
 
     def settled(self) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
         """The snapshot once the push ends here: confirmed and uncertain pairs."""
-        settled = union(self.registered.done, self.unregistered.done)
+        rejected = union(self.registered.rejected, self.unregistered.rejected)
+        settled = union(union(self.registered.done, self.unregistered.done), rejected)
         unsettled = union(self.registered.failed, self.unregistered.failed)
-        confirmed = union(
-            subtract(subtract(self.confirmed, self.unregistered.done), unsettled), self.registered.done
-        )
+        gone = union(self.unregistered.done, rejected)
+        confirmed = union(subtract(subtract(self.confirmed, gone), unsettled), self.registered.done)
         return confirmed, union(subtract(self.uncertain, settled), unsettled)
 
     def unsent(self) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
         """Planned pairs not yet sent: registrations, then unregistrations."""
-        sent_register = union(self.registered.done, self.registered.failed)
-        sent_unregister = union(self.unregistered.done, self.unregistered.failed)
+        sent_register = union(union(self.registered.done, self.registered.failed), self.registered.rejected)
+        sent_unregister = union(
+            union(self.unregistered.done, self.unregistered.failed), self.unregistered.rejected
+        )
         return subtract(self.plan.register, sent_register), subtract(self.plan.unregister, sent_unregister)
 
     def checkpoint(self) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
@@ -204,6 +212,8 @@ class SyncEngine:
                 lambda target: self._sync_target(target, mapping.desired, request, dry_run, budget),
                 workers=self._settings.panos_max_concurrency,
             )
+            for target_result in result.targets:
+                result.warnings.extend(f"{target_result.target}: {text}" for text in target_result.warnings)
         result.duration_ms = int((self._clock() - started) * 1000)
         return result
 
@@ -366,6 +376,8 @@ class SyncEngine:
                 intersect(run.repair.unregister, unregistered.done),
             )
             run.result.drift_repaired = sum(count_pairs(pairs) for pairs in repaired)
+        for ip in sorted(registered.rejected.keys() | unregistered.rejected.keys()):
+            run.result.warnings.append(f"the device refused address {ip} as invalid; it is not tagged")
         unsettled = count_pairs(registered.failed) + count_pairs(unregistered.failed)
         if progress.error is not None:
             run.result.status, run.result.error = "failed", str(progress.error)
@@ -409,7 +421,7 @@ class SyncEngine:
         send = run.device.register if verb == "register" else run.device.unregister
         name = run.target.name
         batches_since_commit, last_commit = 0, self._clock()
-        for batch in chunk_entries(entries, self._settings.batch_size):
+        for batch in run.device.batches(entries):
             if not run.deadline.allows_more_work():
                 progress.stopped_early = True
                 return lease
@@ -436,7 +448,13 @@ class SyncEngine:
     def _settle(name: str, verb: str, batch: TagMap, outcome: UidOutcome, push: _Push) -> None:
         """Each entry's own result: done (and audited once) or refused (and retried next run)."""
         for ip, tags in batch.items():
-            if ip in outcome.failed:
+            if ip in outcome.rejected:
+                push.rejected[ip] = tags
+                logger.warning(
+                    f"{verb} refused for good; the address is not sent again until it changes",
+                    extra={"target": name, "ip": ip, "device_message": outcome.failed.get(ip, "")},
+                )
+            elif ip in outcome.failed:
                 push.failed[ip] = tags
                 logger.error(
                     f"{verb} refused",

@@ -31,6 +31,7 @@ from dagsync.panos_xml import (
     build_uid_message,
     chunk_entries,
     entry_messages_by_ip,
+    is_permanent_refusal,
     parse_address_groups,
     parse_keygen,
     parse_registered_ips,
@@ -150,6 +151,7 @@ class UidOutcome:
     failed: Mapping[str, str] = field(default_factory=dict)  # ip -> device message, or why not sent
     benign: int = 0  # per-entry messages "already exists" / "does not exist": counted as done
     unsent: int = 0  # entries failed without being sent: no message could carry them
+    rejected: frozenset[str] = frozenset()  # failed IPs that no retry can fix (sent or not)
 
     @property
     def done(self) -> int:
@@ -294,12 +296,24 @@ class PanosClient:
     def _uid(self, verb: Verb, entries: TagMap, *, persistent: bool = True) -> UidOutcome:
         sendable, refused = split_sendable(entries)
         if not sendable:
-            return UidOutcome(verb=verb, sent=0, failed=refused, unsent=len(refused))
+            return UidOutcome(
+                verb=verb, sent=0, failed=refused, unsent=len(refused), rejected=frozenset(refused)
+            )
         cmd = build_uid_message(verb, sendable, persistent=persistent)
         parsed = self._request("user-id", verb, {"type": "user-id", "cmd": cmd})
         failed = {**refused, **entry_messages_by_ip(parsed.entries, sendable)}
         benign = sum(1 for entry in parsed.entries if entry.outcome == "done")
-        return UidOutcome(verb=verb, sent=len(sendable), failed=failed, benign=benign, unsent=len(refused))
+        rejected = frozenset(refused) | {
+            ip for ip, message in failed.items() if is_permanent_refusal(message)
+        }
+        return UidOutcome(
+            verb=verb,
+            sent=len(sendable),
+            failed=failed,
+            benign=benign,
+            unsent=len(refused),
+            rejected=rejected,
+        )
 
     def _request(
         self, kind: RequestType, what: str, params: dict[str, str], *, routed: bool = True

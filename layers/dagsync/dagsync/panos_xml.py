@@ -333,6 +333,16 @@ def vsys_address_groups(vsys: str) -> str:
 # Responses
 
 
+def is_permanent_refusal(message: str) -> bool:
+    """An entry the device will refuse however often it is sent: its address is invalid to it.
+
+    Retrying it every run would keep the target `partial` (and the run raising) for an address
+    the PCE holds and the device cannot take; it is reported as a warning instead
+    (docs/sync.md#per-entry-results).
+    """
+    return "invalid ip address" in message.lower()
+
+
 def classify_entry(message: str) -> EntryClass:
     """Per-entry result: a duplicate register or an unregister of something absent is already done."""
     lowered = message.lower()

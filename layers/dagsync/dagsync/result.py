@@ -53,6 +53,7 @@ class TargetResult:
     dag_changes: list[DagChange] | None = None
     last_sync_age_seconds: float | None = None  # since the target last ended `ok`; 0 when it just did
     conflict_seconds: float | None = None  # how long another run's lease has been held
+    warnings: list[str] = field(default_factory=list)  # this target's own; the run's list gathers them
 
     def stuck(self, after_seconds: float | None) -> bool:
         """A conflict that outlasted any run of ours: a lease nobody will release."""

@@ -57,7 +57,9 @@ def build_engine(
 ) -> SyncEngine:
     retry = retry or DEFAULT_RETRY
     key_cache = key_cache if key_cache is not None else KeyCache()  # the handler passes one per process
-    in_flight = InFlightLimit()  # shared by every target's client: one limit per management address
+    in_flight = InFlightLimit(
+        settings.panos_max_concurrency
+    )  # shared by every target's client: one limit per management address
     pce_credentials = PceCredentials.from_secret(read_secret(settings.pce_secret_id), settings.pce_secret_id)
     panos_credentials = PanosCredentials.from_secret(
         read_secret(settings.panos_secret_id), settings.panos_secret_id
