@@ -227,7 +227,7 @@ class Settings(BaseModel):
     change_feed: Annotated[ChangeFeed, one_of(ChangeFeed)] = "events"
     full_export_minutes: Annotated[int, integer(1)] = 60
     max_targeted_workloads: Annotated[int, integer(1)] = 50
-    # PAN-OS asks for at most five concurrent API calls per management address (docs/protocols.md#panos-concurrency).
+    # PAN-OS asks for at most five concurrent API calls per management address (docs/protocols.md#pan-os-concurrency).
     panos_max_concurrency: Annotated[int, integer(1, 5)] = 5
     tags_in_use_only: Flag = False
     # The stack name: what tells this deployment's canary from another's on a shared device.

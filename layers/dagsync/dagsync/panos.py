@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 RequestType = Literal["user-id", "op", "config"]
-# The XML API permission each request type needs on the admin role (docs/protocols.md#panos-errors).
+# The XML API permission each request type needs on the admin role (docs/protocols.md#pan-os-errors).
 PERMISSIONS: Mapping[RequestType, str] = {
     "user-id": "User-ID Agent",
     "op": "Operational Requests",
@@ -114,7 +114,7 @@ class InFlightLimit:
     """At most `limit` requests in flight to one management address, from every client and thread.
 
     PAN-OS asks for at most five concurrent API calls per management plane, which serves the API
-    and the web interface alike (docs/protocols.md#panos-concurrency). The composition root makes
+    and the web interface alike (docs/protocols.md#pan-os-concurrency). The composition root makes
     one for the run with PANOS_MAX_CONCURRENCY and hands it to every client, so targets synced in
     parallel behind one Panorama share its five slots whatever the number of serials.
     """
@@ -323,7 +323,7 @@ class PanosClient:
 
         A generated key the device refuses is dropped from the cache; when the answer says the key
         or its session expired, one new key is generated and the request sent once more, once per
-        client (so once per target and run), never in a loop (docs/protocols.md#panos-keygen).
+        client (so once per target and run), never in a loop (docs/protocols.md#pan-os-keygen).
         """
         if routed and self.vsys:
             params["vsys"] = self.vsys

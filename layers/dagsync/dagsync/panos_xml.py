@@ -26,7 +26,7 @@ EntryClass = Literal["done", "failed"]
 UID_VERBS: tuple[Verb, ...] = ("register", "unregister")
 PAGE_LIMIT = 500  # the most entries `show object registered-ip` returns per call (PAN-OS 8.0+)
 MAX_REQUEST_BYTES = 5_000_000  # documented ceiling for one POST
-MAX_TAGS_PER_IP = 32  # docs/protocols.md#panos-registered-ip
+MAX_TAGS_PER_IP = 32  # docs/protocols.md#pan-os-registered-ip
 MAX_TAG_LENGTH = 127
 
 # Codes that a retry may cure: 22 is "session timed out". Every other code describes the request
@@ -315,7 +315,7 @@ def build_show_registered_ip(
     return ET.tostring(show, encoding="unicode")
 
 
-# Where address groups are defined (docs/protocols.md#panos-address-groups).
+# Where address groups are defined (docs/protocols.md#pan-os-address-groups).
 _LOCALHOST = "/config/devices/entry[@name='localhost.localdomain']"
 SHARED_ADDRESS_GROUPS = "/config/shared/address-group"
 DEVICE_GROUP_ADDRESS_GROUPS = f"{_LOCALHOST}/device-group/entry/address-group"  # every device group
@@ -425,7 +425,7 @@ def _request_error(root: ET.Element, status: str, code: str | None, http_status:
     if status == "unauth" and code:
         label = f'status "unauth", code {code}'
     message = f"PAN-OS request failed (HTTP {http_status}, {label}){_detail(text)}"
-    # The two unauth forms (docs/protocols.md#panos-errors) [unverified on a device: seen in other
+    # The two unauth forms (docs/protocols.md#pan-os-errors) [unverified on a device: seen in other
     # projects' code]: code 16 says the role lacks a permission, which no new key cures; code 22 (or
     # no code) says the key or its session is no longer valid, which a freshly generated key may
     # cure. Neither is retried as it stands: code 22 is retryable only in the status="error" form.

@@ -20,7 +20,7 @@ from typing import Protocol
 from dagsync.errors import DagSyncError, PanosAuthError, PanosError, SnapshotError
 
 # Quote characters that delimit a tag in a filter. PAN-OS documents single quotes
-# (docs/protocols.md#panos-address-groups); whether it also accepts double quotes is unverified,
+# (docs/protocols.md#pan-os-address-groups); whether it also accepts double quotes is unverified,
 # so they delimit a tag too: reading one more tag than the device would is harmless.
 _QUOTES = "'\""
 _SEPARATORS = frozenset("() \t\r\n")
