@@ -406,14 +406,3 @@ def map_workloads(
         reserved_ips=reserved_ips,
     )
     return Mapper(rules).map(workloads)
-
-
-def claims_on(ips: Iterable[str], claims: Iterable[Claim]) -> dict[str, list[Claim]]:
-    """Every claim on each of `ips`, in the order given (for settling a few IPs of an estate)."""
-    wanted: dict[str, list[Claim]] = {ip: [] for ip in ips}
-    for claim in claims:
-        for ip in claim.ips:
-            found = wanted.get(ip)
-            if found is not None:
-                found.append(claim)
-    return {ip: found for ip, found in wanted.items() if found}
