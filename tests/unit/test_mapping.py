@@ -3,7 +3,7 @@
 import hashlib
 import ipaddress
 
-from dagsync.mapping import AddressReader, MappingResult, OddAddress, make_tag, map_workloads
+from dagsync.mapping import AddressReader, MappingResult, OddAddress, hostnames_by_ip, make_tag, map_workloads
 from dagsync.models import Workload
 
 DEFAULT_KEYS = frozenset({"role", "app", "env", "loc"})
@@ -415,3 +415,15 @@ def test_projection_holds_each_workload_with_a_usable_ip():
     a = workload("/w/a", addresses=("10.0.0.1", "fe80::1"))
     b = workload("/w/b", addresses=("fe80::2",))
     assert mapped(a, b).projection == {"/w/a": ("/w/a", ("10.0.0.1",), frozenset({"illumio.env.Prod"}))}
+
+
+def test_hostnames_by_ip_name_every_workload_behind_an_ip():
+    estate = [
+        workload("/w/a", addresses=("10.0.0.1", "10.0.0.9"), hostname="apv1"),
+        workload("/w/b", addresses=("10.0.0.9",), hostname="apv2"),
+        workload("/w/c", addresses=("10.0.0.3",)),
+    ]
+    assert hostnames_by_ip(estate, mapped(*estate).projection) == {
+        "10.0.0.1": "apv1",
+        "10.0.0.9": "apv1, apv2",
+    }

@@ -406,3 +406,14 @@ def map_workloads(
         reserved_ips=reserved_ips,
     )
     return Mapper(rules).map(workloads)
+
+
+def hostnames_by_ip(workloads: Iterable[Workload], projection: Mapping[str, Claim]) -> dict[str, str]:
+    """The hostnames behind each IP, where the PCE knows them, for membership plans."""
+    names: dict[str, list[str]] = {}
+    for workload in workloads:
+        claim = projection.get(workload.href)
+        if claim is not None and workload.hostname:
+            for ip in claim.ips:
+                names.setdefault(ip, []).append(workload.hostname)
+    return {ip: ", ".join(sorted(set(found))) for ip, found in names.items()}
