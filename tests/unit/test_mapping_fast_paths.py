@@ -11,6 +11,7 @@ from dagsync.panos_xml import _serialized_entry_bytes, estimate_entry_bytes
 
 ODD = "odd"
 EXCLUDE = (ipaddress.ip_network("172.17.0.0/16"), ipaddress.ip_network("fd00::/8"))
+WIDE_EXCLUDE = (ipaddress.ip_network("64.0.0.0/2"), ipaddress.ip_network("2000::/3"))
 
 
 def reference_read(address: str, *, include_ipv6: bool, exclude=()) -> str | None:
@@ -108,7 +109,7 @@ addresses = st.tuples(
 ).map("".join)
 
 
-@given(addresses, st.booleans(), st.sampled_from([(), EXCLUDE]))
+@given(addresses, st.booleans(), st.sampled_from([(), EXCLUDE, WIDE_EXCLUDE]))
 def test_address_reader_matches_the_ipaddress_definition(address: str, include_ipv6: bool, exclude) -> None:
     expected = reference_read(address, include_ipv6=include_ipv6, exclude=exclude)
     assert read(address, include_ipv6=include_ipv6, exclude=exclude) == expected

@@ -81,7 +81,7 @@ _ZONED = OddAddress("an IPv6 address with a zone")
 _IPV4_MAPPED = OddAddress("an IPv4-mapped IPv6 address, which is not taken for its IPv4 address")
 _PTON, _NTOP, _V4, _V6 = socket.inet_pton, socket.inet_ntop, socket.AF_INET, socket.AF_INET6
 # First octets of IPv4 ranges that are dropped quietly: 0/8 (0.0.0.0 only), loopback 127/8,
-# link-local 169.254/16 and multicast 224/4. Any other first octet settles at one set lookup.
+# link-local 169.254/16 and multicast 224/4.
 _SPECIAL_FIRST_OCTETS = frozenset({0, 127, 169, *range(224, 240)})
 _UNSPECIFIED_V4 = bytes(4)
 _LONGEST_IP = len("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255")
@@ -109,6 +109,13 @@ class AddressReader:
         self._include_ipv6 = include_ipv6
         self._exclude_v4 = _networks(networks, 4)
         self._exclude_v6 = _networks(networks, 6)
+        # Any other first octet settles an IPv4 address at one set lookup.
+        self._first_octets_to_check = _SPECIAL_FIRST_OCTETS | {
+            octet
+            for net in networks
+            if isinstance(net, ipaddress.IPv4Network)
+            for octet in range(net.network_address.packed[0], net.broadcast_address.packed[0] + 1)
+        }
 
     def read(self, text: str) -> str | OddAddress | None:
         if ":" in text:
@@ -119,14 +126,15 @@ class AddressReader:
             return self._read_slowly(text)
         if _NTOP(_V4, packed) != text:
             return self._read_slowly(text)
-        first = packed[0]
-        if first in _SPECIAL_FIRST_OCTETS and (
-            first == 127 or first >= 224 or packed == _UNSPECIFIED_V4 or (first == 169 and packed[1] == 254)
-        ):
-            return None
-        if self._exclude_v4 and _inside(int.from_bytes(packed), self._exclude_v4):
+        if packed[0] in self._first_octets_to_check and not self._taggable_v4(packed):
             return None
         return text
+
+    def _taggable_v4(self, packed: bytes) -> bool:
+        first = packed[0]
+        if first == 127 or 224 <= first < 240 or packed == _UNSPECIFIED_V4 or packed[:2] == b"\xa9\xfe":
+            return False
+        return not _inside(int.from_bytes(packed), self._exclude_v4)
 
     def _read_ipv6(self, text: str) -> str | OddAddress | None:
         try:
