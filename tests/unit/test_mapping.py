@@ -3,7 +3,15 @@
 import hashlib
 import ipaddress
 
-from dagsync.mapping import AddressReader, MappingResult, OddAddress, hostnames_by_ip, make_tag, map_workloads
+from dagsync.mapping import (
+    AddressReader,
+    MappingResult,
+    MappingRules,
+    OddAddress,
+    hostnames_by_ip,
+    make_tag,
+    map_workloads,
+)
 from dagsync.models import Workload
 
 DEFAULT_KEYS = frozenset({"role", "app", "env", "loc"})
@@ -427,3 +435,24 @@ def test_hostnames_by_ip_name_every_workload_behind_an_ip():
         "10.0.0.1": "apv1",
         "10.0.0.9": "apv1, apv2",
     }
+
+
+def test_rules_fingerprint_changes_with_any_rule_and_not_with_order():
+    rules = MappingRules(
+        prefix="illumio.", label_keys=frozenset({"env", "app"}), exclude=networks("10.0.0.0/8", "fd00::/8")
+    )
+    same = MappingRules(
+        prefix="illumio.", label_keys=frozenset({"app", "env"}), exclude=networks("fd00::/8", "10.0.0.0/8")
+    )
+    assert rules.fingerprint() == same.fingerprint()
+    others = [
+        MappingRules(prefix="corp.", label_keys=frozenset({"env", "app"})),
+        MappingRules(prefix="illumio.", label_keys=None),
+        MappingRules(prefix="illumio.", label_keys=frozenset({"env", "app"}), include_ipv6=False),
+        MappingRules(prefix="illumio.", label_keys=frozenset({"env", "app"}), shared_ip_policy="skip"),
+        MappingRules(
+            prefix="illumio.", label_keys=frozenset({"env", "app"}), reserved_ips=frozenset({"192.0.2.1"})
+        ),
+    ]
+    fingerprints = {rules.fingerprint(), *(other.fingerprint() for other in others)}
+    assert len(fingerprints) == 6
