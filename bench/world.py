@@ -24,7 +24,7 @@ import boto3
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from bench.meter import DynamoMeter, ItemLookup, Json
-from dagsync.engine import CANARY_IP
+from dagsync.canary import CANARY_IP
 from dagsync.snapshot import MANIFEST_KEY, _ip_hash
 from emulators.estate import churn, generate_estate
 from emulators.local import PANOS_API_KEY, PANOS_SECRET, PCE_SECRET, REGION, TABLE, provision

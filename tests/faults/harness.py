@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from botocore.exceptions import ClientError
 
+from dagsync.canary import CANARY_IP
 from dagsync.diff import subtract, union
-from dagsync.engine import CANARY_IP
 from dagsync.mapping import map_workloads
 from dagsync.models import Workload
 from dagsync.panos import PanosClient

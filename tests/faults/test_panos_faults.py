@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from app import RunFailed
+from dagsync.canary import CANARY_IP
 from dagsync.diff import subtract, union
-from dagsync.engine import CANARY_IP
 from dagsync.models import TagMap
 from dagsync.panos import PanosClient
 from dagsync.panos_xml import chunk_entries

@@ -1,7 +1,7 @@
 """Dynamic address group filters: the tags they name, and which IPs they match
 (docs/dag-awareness.md#tags-in-use, docs/dag-awareness.md#membership-plans). Pure, no I/O.
 
-The grammar, as far as it is documented (docs/protocols.md#panos-address-groups): tags in single
+The grammar, as far as it is documented (docs/protocols.md#pan-os-address-groups): tags in single
 quotes (double quotes are accepted too), `and`, `or` and parentheses. What is not documented is
 never guessed: `not`, a bare word, and `and` mixed with `or` without parentheses (the precedence
 is unverified) make a filter unevaluable. Its tags are still named, since a tag some DAG might

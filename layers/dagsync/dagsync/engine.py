@@ -11,13 +11,14 @@ from typing import Literal, Protocol
 
 from aws_lambda_powertools import Logger
 
+from dagsync.canary import CANARY_IP, RESERVED_IPS, Canary, excluding_canary
 from dagsync.config import Settings, Target
 from dagsync.deadline import Deadline
 from dagsync.diff import Plan, intersect, plan_changes, removal_blocked, subtract, union, with_prefix
 from dagsync.errors import DagSyncError, PanosError, PceError, SnapshotConflict
 from dagsync.events import SyncRequest
 from dagsync.fanout import run_in_parallel
-from dagsync.mapping import MappingResult, map_workloads
+from dagsync.mapping import Mapper, MappingResult, MappingRules
 from dagsync.memory import collector_paused
 from dagsync.models import TagMap, Workload, count_pairs
 from dagsync.observability import SERVICE
@@ -25,12 +26,6 @@ from dagsync.result import RunResult, TargetResult
 from dagsync.snapshot import Lease, Snapshot
 
 logger = Logger(service=SERVICE, child=True)
-
-# The drift canary (SPEC §4.8): a non-persistent registration of a documentation address
-# (RFC 5737 TEST-NET-1, never routed) that a reboot or a table clear removes. The mapping
-# never tags this address, so it cannot collide with a workload.
-CANARY_IP = "192.0.2.1"
-CANARY_TAG_SUFFIX = "canary"
 
 
 class Inventory(Protocol):
@@ -176,10 +171,15 @@ class SyncEngine:
         self._lease_seconds = lease_seconds
         self._clock = clock
         self._progress = progress
-
-    @property
-    def canary_tag(self) -> str:
-        return self._settings.tag_prefix + CANARY_TAG_SUFFIX
+        self._canary = Canary(settings.tag_prefix, settings.deployment_id)
+        self._rules = MappingRules(
+            prefix=settings.tag_prefix,
+            label_keys=settings.label_keys,
+            include_ipv6=settings.include_ipv6,
+            exclude=settings.exclude_cidrs,
+            shared_ip_policy=settings.shared_ip_policy,
+            reserved_ips=RESERVED_IPS,
+        )
 
     @collector_paused()
     def run(self, request: SyncRequest, *, deadline: float | None = None) -> RunResult:
@@ -205,6 +205,7 @@ class SyncEngine:
                 mapping.pairs,
                 mapping.warnings,
             )
+            result.shared_ip_conflicts = mapping.shared_ip_conflicts
             for warning in mapping.warnings:
                 logger.warning(warning)
             result.targets = run_in_parallel(
@@ -218,14 +219,7 @@ class SyncEngine:
         return result
 
     def _desired(self) -> MappingResult:
-        workloads = self._inventory.fetch_workloads()
-        return map_workloads(
-            workloads,
-            prefix=self._settings.tag_prefix,
-            label_keys=self._settings.label_keys,
-            include_ipv6=self._settings.include_ipv6,
-            reserved_ips=frozenset({CANARY_IP}),
-        )
+        return Mapper(self._rules).map(self._inventory.fetch_workloads())
 
     def _sync_target(
         self, target: Target, desired: TagMap, request: SyncRequest, dry_run: bool, deadline: Deadline
@@ -323,14 +317,22 @@ class SyncEngine:
             # No snapshot (a first run, a recreated table, a renamed target): the device may still
             # hold pairs of ours that no snapshot records, and only its own table can tell.
             return "no snapshot for this target yet: reading what the device holds under TAG_PREFIX"
-        if not any(self.canary_tag in entry.tags for entry in device.registered_ips(ip=CANARY_IP).values()):
+        on_canary_ip = {ip: entry.tags for ip, entry in device.registered_ips(ip=CANARY_IP).items()}
+        if not self._canary.check(on_canary_ip).armed:
             return "canary missing: the device lost registrations (reboot, failover or clear)"
         return None
 
     def _our_pairs_on(self, device: Device) -> dict[str, frozenset[str]]:
-        """Our prefix's pairs as the device holds them; tags of other tools are left out."""
-        table = {ip: entry.tags for ip, entry in device.registered_ips().items() if ip != CANARY_IP}
-        return with_prefix(table, self._settings.tag_prefix)
+        """Our prefix's pairs as the device holds them; tags of other tools are left out.
+
+        A reconcile removes every pair of our prefix that is not desired, so another deployment's
+        canary under our prefix stops it: those pairs are that deployment's (docs/sync.md#ownership).
+        """
+        table = {ip: entry.tags for ip, entry in device.registered_ips().items()}
+        shared = self._canary.check(table).shared_prefix
+        if shared is not None:
+            raise DagSyncError(shared)
+        return with_prefix(excluding_canary(table), self._settings.tag_prefix)
 
     def _push_and_commit(
         self,
@@ -399,7 +401,7 @@ class SyncEngine:
     def _register_canary(self, run: _TargetRun) -> None:
         """Best effort: without a canary the next run reconciles this target again, which is safe."""
         try:
-            outcome = run.device.register({CANARY_IP: frozenset({self.canary_tag})}, persistent=False)
+            outcome = run.device.register(self._canary.arming(), persistent=False)
         except PanosError as exc:
             problem = str(exc)
         else:
