@@ -1,22 +1,25 @@
-"""The pairs last pushed to each target, kept in DynamoDB.
+"""The pairs last pushed to each target, and its recent history, kept in DynamoDB.
 
 One target is one partition of the table (see partition.py): a manifest item plus compressed
 shards keyed by a hash of the IP, so 500,000 IPs stay far below DynamoDB's item limit and a
 small change rewrites only the shards it touches. A lease on the manifest keeps two runs from
 pushing to one target at the same time; a checkpoint commits the write-ahead record and keeps
-the lease. See docs/snapshot.md.
+the lease. The target's history (history.py) rides in the manifest. See docs/snapshot.md.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from dagsync.errors import SnapshotError
+from dagsync.history import Removal, RunOutcome, TargetHistory
 from dagsync.lease import Lease
-from dagsync.manifest import Manifest
+from dagsync.manifest import MANIFEST_KEY, Manifest
 from dagsync.models import TagMap, count_pairs
 from dagsync.partition import ShardedPartition
 from dagsync.retry import Retrier
@@ -29,13 +32,15 @@ from dagsync.shard_codec import (
     compact_json,
     read_tag_sets,
 )
-from dagsync.table import UNPROCESSED_RETRY, Table, number
+from dagsync.table import UNPROCESSED_RETRY, ConditionFailed, Table, number
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
-__all__ = ["FORMAT", "Lease", "Snapshot", "SnapshotStore"]
+__all__ = ["FORMAT", "Lease", "RunOutcome", "Snapshot", "SnapshotStore"]
+
+logger = logging.getLogger(__name__)
 
 FORMAT = 1
 
@@ -49,6 +54,7 @@ class Snapshot:
     confirmed: dict[str, frozenset[str]] = field(repr=False)
     uncertain: dict[str, frozenset[str]] = field(repr=False)
     manifest: Manifest = field(default_factory=Manifest, repr=False, compare=False)
+    history: TargetHistory = field(default_factory=TargetHistory, compare=False)
 
 
 class SnapshotStore:
@@ -104,7 +110,9 @@ class SnapshotStore:
             return Snapshot(target, 0, {}, {})
         confirmed, uncertain = loaded.parts
         manifest = loaded.manifest
-        return Snapshot(target, manifest.generation, confirmed, uncertain, manifest)
+        return Snapshot(
+            target, manifest.generation, confirmed, uncertain, manifest, self._history(target, manifest)
+        )
 
     def acquire(self, snapshot: Snapshot, run_id: str, lease_seconds: float) -> Lease:
         """Take the lease for the generation `snapshot` was read at, or raise SnapshotConflict.
@@ -120,18 +128,25 @@ class SnapshotStore:
         """Commit the maps as the next generation and keep the lease: the returned lease commits
         the generation after it. A run records what it is about to send this way, so that a crash
         or a kill part-way through sending leaves a snapshot that accounts for every pair sent."""
-        manifest = self._swap(lease, confirmed, uncertain, hold=True)
+        history = self._history(lease.target, lease.base)
+        manifest = self._swap(lease, confirmed, uncertain, history, hold=True)
         return replace(lease, generation=lease.generation + 1, base=manifest)
 
-    def commit(self, lease: Lease, confirmed: TagMap, uncertain: TagMap) -> int:
+    def commit(
+        self, lease: Lease, confirmed: TagMap, uncertain: TagMap, *, outcome: RunOutcome | None = None
+    ) -> int:
         """Record the new maps as the next generation, release the lease and return the generation.
 
         Only shards whose content changed are written; the manifest swap is the commit point.
-        Losing the lease or the generation deletes this commit's
+        `outcome` (the target's status, and what this run removed) is added to the target's
+        history in the same write. Losing the lease or the generation deletes this commit's
         shard items and raises SnapshotConflict.
         """
+        history = self._history(lease.target, lease.base)
+        if outcome is not None:
+            history = history.after(outcome, self._clock())
         try:
-            self._swap(lease, confirmed, uncertain, hold=False)
+            self._swap(lease, confirmed, uncertain, history, hold=False)
         finally:
             self._partition.forget(lease.target)
         return lease.generation + 1
@@ -144,13 +159,64 @@ class SnapshotStore:
         self._partition.release(lease)
         self._partition.forget(lease.target)
 
-    def _swap(self, lease: Lease, confirmed: TagMap, uncertain: TagMap, *, hold: bool) -> Manifest:
+    def record_outcome(self, snapshot: Snapshot, status: str) -> bool:
+        """Record how a run that committed nothing ended, when it says something new.
+
+        Written (one conditional UpdateItem of the history alone) for any status but `ok`, and
+        for an `ok` after a status that was not; a quiet `ok` after an `ok` writes nothing, which
+        keeps an unchanged estate free of writes (the history's `last_ok_at` explains why
+        freshness stays right). Skipped when another run committed since `snapshot` was read:
+        that run's record is newer. Returns whether the record was written.
+        """
+        if not snapshot.history.worth_recording(status):
+            return False
+        history = snapshot.history.after(RunOutcome(status), self._clock())
+        condition = "#generation = :generation"
+        if snapshot.generation == 0:
+            condition = f"attribute_not_exists(#generation) OR {condition}"
+        try:
+            self.table.update(
+                snapshot.target,
+                MANIFEST_KEY,
+                update=(
+                    "SET #format = if_not_exists(#format, :format), "
+                    "#generation = if_not_exists(#generation, :generation), #history = :history"
+                ),
+                condition=condition,
+                values={
+                    ":format": number(FORMAT),
+                    ":generation": number(snapshot.generation),
+                    ":history": _history_attribute(history),
+                },
+            )
+        except ConditionFailed:
+            logger.info(
+                "history of %s not recorded: another run committed since this run read it", snapshot.target
+            )
+            return False
+        return True
+
+    def _swap(
+        self, lease: Lease, confirmed: TagMap, uncertain: TagMap, history: TargetHistory, *, hold: bool
+    ) -> Manifest:
         attributes: dict[str, AttributeValueTypeDef] = {
             "ips": number(len(confirmed.keys() | uncertain.keys())),
             "confirmed_pairs": number(count_pairs(confirmed)),
             "uncertain_pairs": number(count_pairs(uncertain)),
         }
+        if history != TargetHistory():
+            attributes["history"] = _history_attribute(history)
         return self._partition.swap(lease, (confirmed, uncertain), attributes, hold=hold)
+
+    def _history(self, target: str, manifest: Manifest) -> TargetHistory:
+        if "history" not in manifest.item:
+            return TargetHistory()
+        try:
+            return _parse_history(manifest.item["history"])
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            raise SnapshotError(
+                f"manifest of {target!r} in table {self.table.name!r} is malformed: history {error!r}"
+            ) from None
 
 
 class _TagMapsCodec:
@@ -178,3 +244,29 @@ class _TagMapsCodec:
         confirmed = {ip: sets[index] for ip, index in payload["confirmed"].items()}
         uncertain = {ip: sets[index] for ip, index in payload["uncertain"].items()}
         return confirmed, uncertain
+
+
+def _history_attribute(history: TargetHistory) -> AttributeValueTypeDef:
+    fields: dict[str, AttributeValueTypeDef] = {
+        "removals": {"L": [{"L": [number(r.at), number(r.pairs), number(r.held)]} for r in history.removals]},
+        "unfinished_runs": number(history.unfinished_runs),
+    }
+    if history.last_ok_at is not None:
+        fields["last_ok_at"] = number(history.last_ok_at)
+    if history.last_status is not None:
+        fields["last_status"] = {"S": history.last_status}
+    return {"M": fields}
+
+
+def _parse_history(value: AttributeValueTypeDef) -> TargetHistory:
+    fields = value["M"]
+    removals = tuple(
+        Removal(float(at["N"]), int(pairs["N"]), int(held["N"]))
+        for at, pairs, held in (entry["L"] for entry in fields["removals"]["L"])
+    )
+    return TargetHistory(
+        removals=removals,
+        last_ok_at=float(fields["last_ok_at"]["N"]) if "last_ok_at" in fields else None,
+        last_status=fields["last_status"]["S"] if "last_status" in fields else None,
+        unfinished_runs=int(fields["unfinished_runs"]["N"]),
+    )
