@@ -1,6 +1,7 @@
 """The shard codec alone: layout, encoding and the checks made when a shard is read back."""
 
 import json
+import zlib
 
 import pytest
 
@@ -94,6 +95,14 @@ def test_shards_double_until_each_fits_its_compressed_limit() -> None:
     assert all(len(shard.data) <= 300 for shard in shards)
 
 
+def test_shards_double_until_each_fits_its_inflated_limit() -> None:
+    limits = ShardLimits(max_inflated_bytes=2_000)
+
+    shards = encode_shards([words(500)], CODEC, limits, current=0)
+
+    assert all(len(zlib.decompress(shard.data)) <= 2_000 for shard in shards)
+
+
 def test_a_structure_that_needs_too_many_shards_overflows() -> None:
     with pytest.raises(ShardOverflow, match="500 keys need more than 4 shards"):
         encode_shards([words(500)], CODEC, ShardLimits(max_shard_bytes=100, max_shards=4), current=0)
@@ -104,11 +113,25 @@ def test_a_shard_that_is_not_zlib_is_unreadable() -> None:
         decode_shard(b"plain bytes", "0" * 32, CODEC, {}, DEFAULT_LIMITS)
 
 
+def test_a_truncated_shard_is_unreadable() -> None:
+    shard = encode_shard((words(500),), CODEC)
+
+    with pytest.raises(UnreadableShard, match="truncated"):
+        decode_shard(shard.data[: len(shard.data) // 2], shard.digest, CODEC, {}, DEFAULT_LIMITS)
+
+
 def test_a_shard_whose_content_does_not_match_its_digest_is_unreadable() -> None:
     shard = encode_shard((words(5),), CODEC)
 
     with pytest.raises(UnreadableShard, match="digest does not match"):
         decode_shard(shard.data, "0" * 32, CODEC, {}, DEFAULT_LIMITS)
+
+
+def test_a_shard_that_would_inflate_past_the_limit_is_refused_before_inflating_it() -> None:
+    bomb = zlib.compress(b"0" * 50_000_000, 9)  # about 50 KB that inflate to 50 MB
+
+    with pytest.raises(UnreadableShard, match="inflates past the limit of 1048576 bytes"):
+        decode_shard(bomb, "0" * 32, CODEC, {}, ShardLimits(max_inflated_bytes=1024 * 1024))
 
 
 def test_merge_joins_the_shares_of_every_shard() -> None:

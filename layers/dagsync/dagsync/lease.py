@@ -44,7 +44,21 @@ class Lease:
     holder: str
     generation: int
     expires_at: float
+    acquired_at: float
     base: Manifest = field(repr=False)
+
+
+class LeaseHeld(SnapshotConflict):
+    """Another run's live lease was honoured; says whose, and how long it has been held.
+
+    `held_for` is None for a lease written before leases recorded when they were taken.
+    """
+
+    def __init__(self, message: str, *, run_id: str, expires_at: float, held_for: float | None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.expires_at = expires_at
+        self.held_for = held_for
 
 
 def take(
@@ -55,6 +69,7 @@ def take(
     seen_holder: str | None,
     run_id: str,
     lease_seconds: float,
+    max_lease_seconds: float,
     now: float,
     format_version: int,
     kind: str,
@@ -62,13 +77,13 @@ def take(
 ) -> Lease:
     """Take the lease for `generation`; its `base` is the manifest as written, read by `parse`.
 
-    Only the lease seen at load (its holder `seen_holder`) may be taken over, and only once it
-    has expired; anything else raises SnapshotConflict.
+    Only the lease seen at load (its holder `seen_holder`) may be taken over, and only when it has expired or is
+    stuck; anything else raises SnapshotConflict (LeaseHeld when a live lease was honoured).
     """
     if not run_id or "#" in run_id:
         raise ValueError(f"run id must be non-empty and free of '#': {run_id!r}")
-    if lease_seconds <= 0:
-        raise ValueError(f"lease_seconds must be positive: {lease_seconds!r}")
+    if not 0 < lease_seconds <= max_lease_seconds:
+        raise ValueError(f"lease_seconds must be positive and at most {max_lease_seconds}: {lease_seconds!r}")
     holder = f"{run_id}.{secrets.token_hex(4)}"
     generation_check = "#generation = :generation"
     if generation == 0:
@@ -81,13 +96,18 @@ def take(
         ":holder": {"S": holder},
         ":run_id": {"S": run_id},
         ":expires_at": number(now + lease_seconds),
+        ":acquired_at": number(now),
     }
     if seen_holder is not None:
-        lease_check = f"({lease_check} OR (#lease_holder = :previous AND #lease_expires_at <= :now))"
+        lease_check = (
+            f"({lease_check} OR (#lease_holder = :previous AND "
+            "(#lease_expires_at <= :now OR #lease_expires_at > :stuck)))"
+        )
         update += " ADD #abandoned :abandoned"
         values |= {
             ":previous": {"S": seen_holder},
             ":now": number(now),
+            ":stuck": number(now + max_lease_seconds),
             ":abandoned": {"SS": [seen_holder]},
         }
     try:
@@ -107,6 +127,7 @@ def take(
                 generation=generation,
                 item=failed.item,
                 now=now,
+                max_lease_seconds=max_lease_seconds,
             ) from None
         # The SDK resent an update whose first answer was lost: that first update took the lease.
         written = failed.item
@@ -114,7 +135,7 @@ def take(
         # The update may have been applied with its answer lost: give back the lease it may hold.
         release(table, pk, holder, run_id)
         raise
-    return Lease(pk, run_id, holder, generation, now + lease_seconds, parse(written))
+    return Lease(pk, run_id, holder, generation, now + lease_seconds, now, parse(written))
 
 
 def release(table: Table, pk: str, holder: str, run_id: str) -> None:
@@ -126,7 +147,10 @@ def release(table: Table, pk: str, holder: str, run_id: str) -> None:
         table.update(
             pk,
             MANIFEST_KEY,
-            update=("REMOVE #lease_holder, #lease_run_id, #lease_expires_at ADD #abandoned :abandoned"),
+            update=(
+                "REMOVE #lease_holder, #lease_run_id, #lease_expires_at, #lease_acquired_at "
+                "ADD #abandoned :abandoned"
+            ),
             condition="#lease_holder = :holder",
             values={":holder": {"S": holder}, ":abandoned": {"SS": [holder]}},
         )
@@ -142,10 +166,13 @@ def lease_attributes(lease: Lease) -> dict[str, AttributeValueTypeDef]:
         "lease_holder": {"S": lease.holder},
         "lease_run_id": {"S": lease.run_id},
         "lease_expires_at": number(lease.expires_at),
+        "lease_acquired_at": number(lease.acquired_at),
     }
 
 
-def conflict(kind: str, pk: str, *, generation: int, item: Item | None, now: float) -> SnapshotConflict:
+def conflict(
+    kind: str, pk: str, *, generation: int, item: Item | None, now: float, max_lease_seconds: float
+) -> SnapshotConflict:
     """What stopped a write conditioned on `generation`, from the manifest it lost to."""
     if item is None or "generation" not in item:
         return SnapshotConflict(f"another run changed the {kind} of {pk!r}")
@@ -160,12 +187,28 @@ def conflict(kind: str, pk: str, *, generation: int, item: Item | None, now: flo
         )
     run_id = item.get("lease_run_id", {}).get("S", "?")
     expires_at = float(item.get("lease_expires_at", {}).get("N", "0"))
-    if expires_at > now:
-        until = datetime.fromtimestamp(expires_at, UTC).isoformat()
-        return SnapshotConflict(f"another run ({run_id}) holds the lease on {pk!r} until {until}")
-    return SnapshotConflict(
-        f"another run ({run_id}) holds an expired lease on {pk!r} taken after this run loaded"
+    if expires_at <= now:
+        return SnapshotConflict(
+            f"another run ({run_id}) holds an expired lease on {pk!r} taken after this run loaded"
+        )
+    if expires_at > now + max_lease_seconds:
+        return SnapshotConflict(
+            f"another run ({run_id}) holds a lease on {pk!r} ending further ahead than any run lasts, "
+            "taken after this run loaded; the next run takes it over"
+        )
+    acquired_at = float(item["lease_acquired_at"]["N"]) if "lease_acquired_at" in item else None
+    held_for = None if acquired_at is None else max(0.0, now - acquired_at)
+    held = "" if held_for is None else f" (held for {held_for:.0f} s)"
+    until = datetime.fromtimestamp(expires_at, UTC).isoformat()
+    return LeaseHeld(
+        f"another run ({run_id}) holds the lease on {pk!r} until {until}{held}",
+        run_id=run_id,
+        expires_at=expires_at,
+        held_for=held_for,
     )
 
 
-_SET_LEASE = "#lease_holder = :holder, #lease_run_id = :run_id, #lease_expires_at = :expires_at"
+_SET_LEASE = (
+    "#lease_holder = :holder, #lease_run_id = :run_id, #lease_expires_at = :expires_at, "
+    "#lease_acquired_at = :acquired_at"
+)

@@ -81,6 +81,7 @@ class ShardedPartition[V]:
         width: int,
         limits: ShardLimits,
         clock: Callable[[], float],
+        max_lease_seconds: float,
     ) -> None:
         self._table = table
         self._codec = codec
@@ -89,6 +90,7 @@ class ShardedPartition[V]:
         self._width = width
         self._limits = limits
         self._clock = clock
+        self.max_lease_seconds = max_lease_seconds
         self._known: dict[str, dict[str, Parts[V]]] = {}
 
     def load(self, pk: str) -> Loaded[V] | None:
@@ -142,6 +144,7 @@ class ShardedPartition[V]:
             seen_holder=None if seen is None else seen.lease_holder,
             run_id=run_id,
             lease_seconds=lease_seconds,
+            max_lease_seconds=self.max_lease_seconds,
             now=self._clock(),
             format_version=self._format,
             kind=self._kind,
@@ -197,7 +200,7 @@ class ShardedPartition[V]:
         self._put_manifest(lease, item, written)
         self._known[pk] = {shard.digest: shard.parts for shard in shards}
         left, still_abandoned = garbage.collect(self._table, pk, superseded, base.abandoned, referenced)
-        held = LeaseRecord(lease.holder, lease.run_id, lease.expires_at) if hold else None
+        held = LeaseRecord(lease.holder, lease.run_id, lease.expires_at, lease.acquired_at) if hold else None
         return Manifest(lease.generation + 1, len(refs), tuple(refs), left, still_abandoned, held, item)
 
     def release(self, lease: Lease) -> None:
@@ -210,7 +213,7 @@ class ShardedPartition[V]:
 
     def parse(self, pk: str, item: Item) -> Manifest:
         try:
-            return parse_manifest(item, format_version=self._format)
+            return parse_manifest(item, format_version=self._format, limits=self._limits)
         except (KeyError, TypeError, ValueError) as error:
             raise SnapshotError(
                 f"manifest of {pk!r} in table {self._table.name!r} is malformed: {error!r}"
@@ -244,6 +247,7 @@ class ShardedPartition[V]:
                     generation=lease.generation,
                     item=failed.item,
                     now=self._clock(),
+                    max_lease_seconds=self.max_lease_seconds,
                 ) from None
 
     def _decode(self, pk: str, refs: Sequence[ShardRef], found: Mapping[str, Item]) -> dict[str, Parts[V]]:

@@ -4,7 +4,8 @@ Pure, no I/O. A structure is a tuple of maps sharing one key space (the snapshot
 uncertain tags per IP; the change feed's projection: addresses and tags per workload href). Keys
 go to a power-of-two number of shards by a hash of the key, so a small change touches few shards
 and each shard is decided by its own keys alone. A shard is deterministic JSON, zlib-compressed
-and named by a digest of its content. See docs/snapshot.md#shards.
+and named by a digest of its content; limits are checked when a shard is written and again,
+before inflating, when it is read. See docs/snapshot.md#shards.
 """
 
 import hashlib
@@ -29,15 +30,18 @@ class ShardLimits:
     The shard count is kept while shards average within `min_per_shard`..`max_per_shard` keys, so
     an estate whose size hovers around a power-of-two boundary does not rewrite every shard on
     every run. It doubles until each shard fits `max_shard_bytes` compressed (half the item limit
-    leaves room for the keys, and 100 such items stay under BatchGetItem's 16 MB answer), up to
-    `max_shards`, which keeps the manifest (about 90 bytes per shard) far below 400 KB.
+    leaves room for the keys, and 100 such items stay under BatchGetItem's 16 MB answer) and
+    `max_inflated_bytes` inflated. A manifest lists at most `max_shards` and, as read, is refused
+    above `max_manifest_bytes`.
     """
 
     target_per_shard: int = 4_000
     min_per_shard: int = 1_000
     max_per_shard: int = 8_000
     max_shard_bytes: int = 160_000
+    max_inflated_bytes: int = 8 * 1024 * 1024
     max_shards: int = 1_024
+    max_manifest_bytes: int = 400 * 1024
 
 
 DEFAULT_LIMITS = ShardLimits()
@@ -57,6 +61,7 @@ class EncodedShard[V]:
 
     data: bytes
     digest: str
+    inflated_size: int
     parts: Parts[V]
 
 
@@ -124,17 +129,22 @@ def encode_shards[V](
 
 def encode_shard[V](parts: Parts[V], codec: PayloadCodec[V]) -> EncodedShard[V]:
     raw = codec.encode(parts)
-    return EncodedShard(zlib.compress(raw), digest(raw), parts)
+    return EncodedShard(zlib.compress(raw), digest(raw), len(raw), parts)
 
 
 def decode_shard[V](
     data: bytes, expected_digest: str, codec: PayloadCodec[V], interned: Interned, limits: ShardLimits
 ) -> Parts[V]:
-    """Inverse of encode_shard."""
+    """Inverse of encode_shard; the inflated size is checked before it is reached, not after."""
     try:
-        raw = zlib.decompress(data)
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(data, limits.max_inflated_bytes + 1)
     except zlib.error as error:
         raise UnreadableShard(f"not zlib data: {error}") from None
+    if len(raw) > limits.max_inflated_bytes or inflater.unconsumed_tail:
+        raise UnreadableShard(f"it inflates past the limit of {limits.max_inflated_bytes} bytes")
+    if not inflater.eof:
+        raise UnreadableShard("the compressed data is truncated")
     if digest(raw) != expected_digest:
         raise UnreadableShard("content digest does not match the manifest")
     try:
@@ -198,8 +208,8 @@ def _unchanged[V](parts: Parts[V], known: tuple[str, Parts[V]] | None) -> Encode
     """The current shard again (its digest; nothing to write) when its content has not changed."""
     if known is None or known[1] != parts:
         return None
-    return EncodedShard(b"", known[0], parts)
+    return EncodedShard(b"", known[0], 0, parts)
 
 
 def _fits[V](shard: EncodedShard[V], limits: ShardLimits) -> bool:
-    return len(shard.data) <= limits.max_shard_bytes
+    return len(shard.data) <= limits.max_shard_bytes and shard.inflated_size <= limits.max_inflated_bytes

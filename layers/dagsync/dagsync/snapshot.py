@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from dagsync.errors import SnapshotError
 from dagsync.history import Removal, RunOutcome, TargetHistory
-from dagsync.lease import Lease
+from dagsync.lease import Lease, LeaseHeld
 from dagsync.manifest import MANIFEST_KEY, Manifest
 from dagsync.models import TagMap, count_pairs
 from dagsync.partition import ShardedPartition
@@ -38,11 +38,23 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
-__all__ = ["FORMAT", "Lease", "RunOutcome", "Snapshot", "SnapshotStore"]
+__all__ = [
+    "DEFAULT_MAX_LEASE_SECONDS",
+    "FORMAT",
+    "Lease",
+    "LeaseHeld",
+    "RunOutcome",
+    "Snapshot",
+    "SnapshotStore",
+]
 
 logger = logging.getLogger(__name__)
 
 FORMAT = 1
+# The longest lease any run of this tool takes: the operator CLI's hour, plus the handler's
+# margin. A lease ending further ahead than this cannot be a live run's (docs/snapshot.md#lease);
+# the handler's store passes the function's timeout plus its margin instead.
+DEFAULT_MAX_LEASE_SECONDS = 3_600.0 + 30.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,7 @@ class SnapshotStore:
         sleep: Callable[[float], None] = time.sleep,
         deadline: float | None = None,
         limits: ShardLimits = DEFAULT_LIMITS,
+        max_lease_seconds: float = DEFAULT_MAX_LEASE_SECONDS,
     ) -> None:
         retrier = Retrier(UNPROCESSED_RETRY, sleep=sleep, clock=clock, deadline=deadline)
         self.table = Table(table_name, client=client, retrier=retrier)
@@ -85,6 +98,7 @@ class SnapshotStore:
             width=2,
             limits=limits,
             clock=clock,
+            max_lease_seconds=max_lease_seconds,
         )
 
     @property
@@ -115,10 +129,12 @@ class SnapshotStore:
         )
 
     def acquire(self, snapshot: Snapshot, run_id: str, lease_seconds: float) -> Lease:
-        """Take the lease for the generation `snapshot` was read at, or raise SnapshotConflict.
+        """Take the lease for the generation `snapshot` was read at, or raise SnapshotConflict
+        (LeaseHeld, saying for how long, when another run's live lease was honoured).
 
-        An expired lease seen at load is taken over, and its holder recorded as abandoned so
-        the next commit deletes whatever shard items it wrote.
+        A lease seen at load that has expired, or that ends further ahead than
+        `max_lease_seconds`, is taken over, and its holder recorded as abandoned so the next
+        commit deletes whatever shard items it wrote.
         """
         return self._partition.acquire(
             snapshot.target, snapshot.manifest, snapshot.generation, run_id, lease_seconds
