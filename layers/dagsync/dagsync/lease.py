@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# The longest lease any run of this tool takes: the operator CLI's hour, plus the handler's
+# margin. The handler's stores pass the function's timeout plus its margin instead.
+DEFAULT_MAX_LEASE_SECONDS = 3_600.0 + 30.0
+
 
 @dataclass(frozen=True, slots=True)
 class Lease:

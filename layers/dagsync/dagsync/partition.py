@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
@@ -93,14 +93,18 @@ class ShardedPartition[V]:
         self.max_lease_seconds = max_lease_seconds
         self._known: dict[str, dict[str, Parts[V]]] = {}
 
+    def manifest(self, pk: str) -> Manifest | None:
+        """The committed manifest alone (one GetItem), or None."""
+        item = self._table.get(pk, MANIFEST_KEY)
+        return None if item is None else self.parse(pk, item)
+
     def load(self, pk: str) -> Loaded[V] | None:
         """The committed generation (one GetItem, one BatchGetItem per 100 shards), or None."""
         missing: list[str] = []
         for _ in range(_LOAD_ATTEMPTS):
-            item = self._table.get(pk, MANIFEST_KEY)
-            if item is None:
+            manifest = self.manifest(pk)
+            if manifest is None:
                 return None
-            manifest = self.parse(pk, item)
             found = self._table.get_many(pk, [ref.key for ref in manifest.shards])
             missing = [ref.key for ref in manifest.shards if ref.key not in found]
             if not missing:
@@ -162,7 +166,8 @@ class ShardedPartition[V]:
         """Write the changed shards, then swap the manifest; returns the manifest as written.
 
         Losing the lease or the generation deletes this swap's shard items and raises
-        SnapshotConflict. With `hold`, the new manifest keeps the lease.
+        SnapshotConflict. With `hold`, the new manifest keeps the lease. What it supersedes is
+        listed as garbage, for `collect`.
         """
         pk, base = lease.target, lease.base
         shards = self._encode(pk, maps, base)
@@ -199,9 +204,16 @@ class ShardedPartition[V]:
             item["abandoned"] = {"SS": sorted(base.abandoned)}
         self._put_manifest(lease, item, written)
         self._known[pk] = {shard.digest: shard.parts for shard in shards}
-        left, still_abandoned = garbage.collect(self._table, pk, superseded, base.abandoned, referenced)
         held = LeaseRecord(lease.holder, lease.run_id, lease.expires_at, lease.acquired_at) if hold else None
-        return Manifest(lease.generation + 1, len(refs), tuple(refs), left, still_abandoned, held, item)
+        return Manifest(lease.generation + 1, len(refs), tuple(refs), superseded, base.abandoned, held, item)
+
+    def collect(self, pk: str, manifest: Manifest) -> Manifest:
+        """Delete the garbage and the abandoned holders' items `manifest` lists; best effort.
+        Returns the manifest with what is left to delete."""
+        left, still_abandoned = garbage.collect(
+            self._table, pk, manifest.garbage, manifest.abandoned, {ref.key for ref in manifest.shards}
+        )
+        return replace(manifest, garbage=left, abandoned=still_abandoned)
 
     def release(self, lease: Lease) -> None:
         """Give the lease back after an aborted run; best effort, never raises."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from dagsync.errors import SnapshotError
 from dagsync.history import Removal, RunOutcome, TargetHistory
-from dagsync.lease import Lease, LeaseHeld
+from dagsync.lease import DEFAULT_MAX_LEASE_SECONDS, Lease, LeaseHeld
 from dagsync.manifest import MANIFEST_KEY, Manifest
 from dagsync.models import TagMap, count_pairs
 from dagsync.partition import ShardedPartition
@@ -51,10 +51,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FORMAT = 1
-# The longest lease any run of this tool takes: the operator CLI's hour, plus the handler's
-# margin. A lease ending further ahead than this cannot be a live run's (docs/snapshot.md#lease);
-# the handler's store passes the function's timeout plus its margin instead.
-DEFAULT_MAX_LEASE_SECONDS = 3_600.0 + 30.0
 
 
 @dataclass(frozen=True)
@@ -222,7 +218,8 @@ class SnapshotStore:
         }
         if history != TargetHistory():
             attributes["history"] = _history_attribute(history)
-        return self._partition.swap(lease, (confirmed, uncertain), attributes, hold=hold)
+        swapped = self._partition.swap(lease, (confirmed, uncertain), attributes, hold=hold)
+        return self._partition.collect(lease.target, swapped)
 
     def _history(self, target: str, manifest: Manifest) -> TargetHistory:
         if "history" not in manifest.item:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         AttributeValueTypeDef,
         KeysAndAttributesOutputTypeDef,
         KeysAndAttributesUnionTypeDef,
+        PutItemInputTypeDef,
         QueryInputTypeDef,
         WriteRequestUnionTypeDef,
     )
@@ -154,20 +155,17 @@ class Table:
 
     def put(self, item: Item, *, condition: str, values: Mapping[str, AttributeValueTypeDef]) -> None:
         """A conditional PutItem; ConditionFailed carries the item it lost to."""
-        self.call(
-            "PutItem",
-            item["pk"]["S"],
-            partial(
-                self.client.put_item,
-                TableName=self.name,
-                Item=item,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=placeholders(condition),
-                ExpressionAttributeValues=values,
-                ReturnConsumedCapacity="TOTAL",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            ),
-        )
+        request: PutItemInputTypeDef = {
+            "TableName": self.name,
+            "Item": item,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": placeholders(condition),
+            "ReturnConsumedCapacity": "TOTAL",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if values:
+            request["ExpressionAttributeValues"] = values
+        self.call("PutItem", item["pk"]["S"], partial(self.client.put_item, **request))
 
     def update(
         self,
