@@ -90,7 +90,7 @@ class ShardedPartition[V]:
         self._width = width
         self._limits = limits
         self._clock = clock
-        self.max_lease_seconds = max_lease_seconds
+        self._max_lease_seconds = max_lease_seconds
         self._known: dict[str, dict[str, Parts[V]]] = {}
 
     def manifest(self, pk: str) -> Manifest | None:
@@ -148,7 +148,7 @@ class ShardedPartition[V]:
             seen_holder=None if seen is None else seen.lease_holder,
             run_id=run_id,
             lease_seconds=lease_seconds,
-            max_lease_seconds=self.max_lease_seconds,
+            max_lease_seconds=self._max_lease_seconds,
             now=self._clock(),
             format_version=self._format,
             kind=self._kind,
@@ -259,7 +259,7 @@ class ShardedPartition[V]:
                     generation=lease.generation,
                     item=failed.item,
                     now=self._clock(),
-                    max_lease_seconds=self.max_lease_seconds,
+                    max_lease_seconds=self._max_lease_seconds,
                 ) from None
 
     def _decode(self, pk: str, refs: Sequence[ShardRef], found: Mapping[str, Item]) -> dict[str, Parts[V]]:
