@@ -6,7 +6,7 @@ import pytest
 
 from dagsync.errors import SnapshotError
 from dagsync.table import Table
-from dagsync.tags_in_use import REFRESH_SECONDS, TAGS_IN_USE_KEY, TagsInUse, TagsInUseCache
+from dagsync.tags_cache import REFRESH_SECONDS, TAGS_IN_USE_KEY, TagsInUse, TagsInUseCache
 from emulators.local import TABLE
 from tests.unit.test_snapshot import Proxy
 
