@@ -70,15 +70,15 @@ BAD_INVENTORY = [
     pytest.param(attributes(secret="rotated-elsewhere"), r"rejected the API key \(HTTP 401\)", id="401"),
     pytest.param(wrong_org, r"refused access \(HTTP 403\)", id="403"),
     pytest.param(
-        attributes(rate_limit_next=10), r"HTTP 429 \(rate limiting\); gave up after 3", id="429-retry-after"
+        attributes(rate_limit_next=10), r"HTTP 429 \(rate limiting\); gave up after 3 attempts", id="429-retry-after"
     ),
     pytest.param(
         attributes(rate_limit_next=10, rate_limit_retry_after=None),
-        r"HTTP 429 \(rate limiting\); gave up after 3",
+        r"HTTP 429 \(rate limiting\); gave up after 3 attempts",
         id="429-no-retry-after",
     ),
     pytest.param(
-        attributes(fail_next=10, fail_status=500), r"HTTP 500 \(a server error\); gave up after 3", id="500"
+        attributes(fail_next=10, fail_status=500), r"HTTP 500 \(a server error\); gave up after 3 attempts", id="500"
     ),
     pytest.param(
         job_never_finishes, r"did not finish within 0.2 s \(last status 'running'\)", id="job-running"
@@ -87,7 +87,7 @@ BAD_INVENTORY = [
     pytest.param(attributes(job_outcome="cancelled"), r"ended with status 'cancelled'", id="job-cancelled"),
     pytest.param(
         attributes(datafile_truncate_at=200),
-        r"truncated or not valid JSON: the connection broke after \d+ bytes \(connection reset by peer\) on each of 3",
+        r"truncated or not valid JSON: the connection broke after \d+ bytes \(connection reset by peer\); gave up after 3 attempts",
         id="datafile-cut",
     ),
     pytest.param(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from dagsync import observability, runtime
-from dagsync.http import RetryPolicy
+from dagsync.retry import RetryPolicy
 from emulators.local import LocalDeployment
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator
@@ -57,7 +57,18 @@ def large_estate(count: int) -> list[dict[str, Any]]:
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Real retry logic, tiny waits: faults are exercised without slowing the suite."""
-    monkeypatch.setattr(runtime, "DEFAULT_RETRY", RetryPolicy(attempts=3, base_delay=0.001, max_delay=0.01))
+    monkeypatch.setattr(
+        runtime,
+        "DEFAULT_RETRY",
+        RetryPolicy(
+            attempts=3,
+            base_delay=0.001,
+            max_delay=0.01,
+            min_retry_after=0,
+            max_retry_after=0.01,
+            rate_limited_attempts=3,
+        ),
+    )
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 

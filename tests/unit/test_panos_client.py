@@ -11,8 +11,8 @@ import trustme
 
 from dagsync import panos
 from dagsync.errors import PanosAuthError, PanosError, SecretError
-from dagsync.http import RetryPolicy
 from dagsync.panos import PanosClient, PanosCredentials, RegisteredIp
+from dagsync.retry import RetryPolicy
 from emulators.panos import PanosEmulator
 from emulators.server import App, LoopbackServer, Request, Response
 

@@ -10,9 +10,9 @@ import pytest
 import trustme
 
 from dagsync.errors import PceError
-from dagsync.http import RetryPolicy
 from dagsync.models import Workload
 from dagsync.pce import PceClient, PceCredentials
+from dagsync.retry import RetryPolicy
 from emulators.estate import generate_estate
 from emulators.pce import PceEmulator
 from emulators.server import LoopbackServer

@@ -1,34 +1,12 @@
-"""HTTP plumbing shared by the PCE and PAN-OS clients: TLS settings and retry timing."""
+"""HTTP plumbing shared by the PCE and PAN-OS clients: TLS settings, sessions and Retry-After."""
 
 import hashlib
 import os
-import random
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import requests
-
-Sleep = Callable[[float], None]
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter, capped, honouring Retry-After when given."""
-
-    attempts: int = 4
-    base_delay: float = 0.5
-    max_delay: float = 20.0
-    jitter: Callable[[], float] = field(default=random.random, repr=False, compare=False)
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait before retry number `attempt` (1-based)."""
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_delay)
-        ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
-        return float(ceiling * (0.5 + 0.5 * self.jitter()))
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 import requests
 
 from dagsync.errors import PanosAuthError, PanosError, SecretError
-from dagsync.http import RetryPolicy, Sleep, new_session, tls_verify
+from dagsync.http import new_session, tls_verify
 from dagsync.models import TagMap
 from dagsync.panos_xml import (
     PAGE_LIMIT,
@@ -27,6 +27,7 @@ from dagsync.panos_xml import (
     parse_registered_ips,
     parse_response,
 )
+from dagsync.retry import RetryPolicy, Sleep
 
 __all__ = [
     "PanosClient",

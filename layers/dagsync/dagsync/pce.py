@@ -22,8 +22,9 @@ import urllib3.exceptions
 
 from dagsync import __version__
 from dagsync.errors import PceError, SecretError
-from dagsync.http import RetryPolicy, Sleep, new_session, parse_retry_after, tls_verify
+from dagsync.http import new_session, parse_retry_after, tls_verify
 from dagsync.models import Workload
+from dagsync.retry import Retrier, RetriesExhausted, Retryable, RetryPolicy, Sleep
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,6 @@ try:
 except ImportError:  # pragma: no cover - the C backend ships in the ijson wheels we deploy
     _ijson = ijson
 
-_DEFAULT_RETRY = RetryPolicy()
 _READ_CHUNK = 64 * 1024
 _FIRST_POLL_DELAY = 1.0
 _MIN_POLL_DELAY = 0.2
@@ -91,7 +91,7 @@ class PceClient:
         credentials: PceCredentials,
         *,
         verify_tls: bool = True,
-        retry: RetryPolicy = _DEFAULT_RETRY,
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008  (frozen, so sharing the default is safe)
         request_timeout: float = 30.0,
         job_deadline: float = 300.0,
         sleep: Sleep = time.sleep,
@@ -101,7 +101,7 @@ class PceClient:
         self._api = f"{self._base}/api/v2"
         self._org = org_id
         self._secret = credentials.secret
-        self._retry = retry
+        self._retrier = Retrier(retry, sleep=sleep, clock=monotonic)
         self._timeout = request_timeout
         self._job_deadline = job_deadline
         self._sleep = sleep
@@ -217,32 +217,33 @@ class PceClient:
     # -- datafile streaming ----------------------------------------------------------------
 
     def _download(self, url: str, what: str, parse: Callable[[Iterator[object]], T]) -> T:
-        """GET a datafile and parse it as a stream, retrying transport failures from the start."""
-        attempt = 0
-        while True:
-            attempt += 1
+        """GET a datafile and parse it as a stream; a connection that breaks is read again from the start."""
+
+        def attempt() -> T:
             response = self._get(url, stream=True)
             reader = _BodyReader(response.raw)
             try:
                 return parse(self._items(reader, what))
             except _TransportBroken as exc:
-                if attempt >= self._retry.attempts:
-                    raise PceError(
+                raise Retryable(
+                    PceError(
                         f"the PCE {what} datafile is truncated or not valid JSON: the connection broke "
-                        f"after {reader.count} bytes ({exc}) on each of {attempt} attempts"
-                    ) from exc.__cause__
-                delay = self._retry.delay(attempt)
-                log.warning(
-                    "PCE %s datafile download broke after %d bytes (%s); retrying in %.1f s",
-                    what,
-                    reader.count,
-                    exc,
-                    delay,
-                )
-                self._sleep(delay)
+                        f"after {reader.count} bytes ({exc})"
+                    )
+                ) from exc.__cause__
             finally:
                 self.bytes_received += reader.count
                 response.close()
+
+        try:
+            return self._retrier.call(
+                attempt,
+                on_retry=lambda retry, _attempt, delay: log.warning(
+                    "%s; retrying in %.1f s", retry.error, delay
+                ),
+            )
+        except RetriesExhausted as exhausted:
+            raise PceError(f"{exhausted.error}; {exhausted.summary}") from exhausted.error
 
     def _items(self, reader: "_BodyReader", what: str) -> Iterator[object]:
         """The top-level array's elements, one at a time; anything else raises PceError."""
@@ -368,59 +369,60 @@ class PceClient:
     def _get(
         self, url: str, *, headers: Mapping[str, str] | None = None, stream: bool = False
     ) -> requests.Response:
-        """One GET with retries for 429, 5xx and transport errors; other failures raise PceError."""
+        """One GET, retried by the policy for 429, 5xx and transport errors; others raise PceError."""
         path = urlsplit(url).path
-        attempt = 0
-        while True:
-            attempt += 1
-            self.requests_made += 1
-            try:
-                response = self._session.get(url, headers=headers, timeout=self._timeout, stream=stream)
-            except requests.exceptions.SSLError as exc:
-                raise PceError(
-                    f"TLS verification of the PCE failed for {self._base}: {_tls_reason(exc)} "
-                    "(set ca_bundle in the PCE secret)"
-                ) from exc
-            except (
-                requests.ConnectionError,
-                requests.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-            ) as exc:
-                reason = _transport_reason(exc)
-                if attempt >= self._retry.attempts:
-                    raise PceError(
-                        f"could not reach the PCE at {self._base} (GET {path}): {reason}; "
-                        f"gave up after {attempt} attempts"
-                    ) from exc
-                delay = self._retry.delay(attempt)
-                log.warning("PCE GET %s failed (%s); retrying in %.1f s", path, reason, delay)
-                self._sleep(delay)
-                continue
-            status = response.status_code
-            # [unverified] Whether a PCE 429 carries Retry-After is undocumented: it is honoured when
-            # present (capped by the policy), otherwise the policy's backoff applies.
-            if status == 429 or status >= 500:
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                self._consume(response)
-                if attempt >= self._retry.attempts:
-                    cause = "rate limiting" if status == 429 else "a server error"
-                    raise PceError(
-                        f"the PCE kept answering GET {path} with HTTP {status} ({cause}); "
-                        f"gave up after {attempt} attempts"
-                    )
-                delay = self._retry.delay(attempt, retry_after)
-                log.warning("PCE GET %s answered HTTP %d; retrying in %.1f s", path, status, delay)
-                self._sleep(delay)
-                continue
-            if status in (401, 403):
-                self._consume(response)
-                raise PceError(self._auth_message(status, path))
-            if status >= 400:
-                excerpt = self._excerpt(response)
-                raise PceError(f"the PCE answered GET {path} with HTTP {status}{excerpt}")
-            if not stream:
-                self.bytes_received += len(response.content)
-            return response
+        try:
+            return self._retrier.call(
+                lambda: self._attempt(url, path, headers, stream),
+                on_retry=lambda retry, _attempt, delay: log.warning(
+                    "%s; retrying in %.1f s", retry.error, delay
+                ),
+            )
+        except RetriesExhausted as exhausted:
+            raise PceError(f"{exhausted.error}; {exhausted.summary}") from exhausted.error
+
+    def _attempt(
+        self, url: str, path: str, headers: Mapping[str, str] | None, stream: bool
+    ) -> requests.Response:
+        self.requests_made += 1
+        try:
+            response = self._session.get(url, headers=headers, timeout=self._timeout, stream=stream)
+        except requests.exceptions.SSLError as exc:
+            raise PceError(
+                f"TLS verification of the PCE failed for {self._base}: {_tls_reason(exc)} "
+                "(set ca_bundle in the PCE secret)"
+            ) from exc
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
+            error = PceError(
+                f"could not reach the PCE at {self._base} (GET {path}): {_transport_reason(exc)}"
+            )
+            error.__cause__ = exc
+            raise Retryable(error) from exc
+        status = response.status_code
+        # [unverified] Whether a PCE 429 carries Retry-After is undocumented: it is honoured when
+        # present (within the policy's bounds), otherwise the policy's rate-limited wait applies.
+        if status == 429 or status >= 500:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            self._consume(response)
+            cause = "rate limiting" if status == 429 else "a server error"
+            raise Retryable(
+                PceError(f"the PCE answered GET {path} with HTTP {status} ({cause})"),
+                retry_after=retry_after,
+                rate_limited=status == 429,
+            )
+        if status in (401, 403):
+            self._consume(response)
+            raise PceError(self._auth_message(status, path))
+        if status >= 400:
+            excerpt = self._excerpt(response)
+            raise PceError(f"the PCE answered GET {path} with HTTP {status}{excerpt}")
+        if not stream:
+            self.bytes_received += len(response.content)
+        return response
 
     def _auth_message(self, status: int, path: str) -> str:
         if status == 401:

@@ -8,9 +8,9 @@ from aws_lambda_powertools.utilities import parameters
 from dagsync.config import Settings, Target
 from dagsync.engine import Device, SyncEngine
 from dagsync.errors import SecretError
-from dagsync.http import RetryPolicy
 from dagsync.panos import PanosClient, PanosCredentials
 from dagsync.pce import PceClient, PceCredentials
+from dagsync.retry import RetryPolicy
 from dagsync.snapshot import SnapshotStore
 
 # Secrets are cached in memory this long (SPEC §2), so a warm function does not call
