@@ -8,11 +8,10 @@ from typing import Any
 import pytest
 
 from app import RunFailed
-from dagsync.pce import PceClient
 from tests.faults.harness import assert_exact, desired_of, load_snapshot
-from tests.integration.conftest import large_estate, workload
+from tests.integration.conftest import ClientSetup, large_estate, workload
 
-Inject = Callable[[pytest.MonkeyPatch, Any, dict[str, str]], None]
+Inject = Callable[[pytest.MonkeyPatch, Any, dict[str, str], ClientSetup], None]
 
 
 @pytest.fixture
@@ -31,34 +30,30 @@ def closed_port() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def client_defaults(patch: pytest.MonkeyPatch, **values: Any) -> None:
-    defaults = PceClient.__init__.__kwdefaults__
-    patch.setattr(PceClient.__init__, "__kwdefaults__", {**defaults, **values})
-
-
 def attributes(**values: Any) -> Inject:
-    def inject(patch: pytest.MonkeyPatch, pce: Any, urls: dict[str, str]) -> None:
+    def inject(patch: pytest.MonkeyPatch, pce: Any, urls: dict[str, str], clients: ClientSetup) -> None:
         for name, value in values.items():
             patch.setattr(pce, name, value)
 
     return inject
 
 
-def unreachable(patch: pytest.MonkeyPatch, pce: Any, urls: dict[str, str]) -> None:
+def unreachable(patch: pytest.MonkeyPatch, pce: Any, urls: dict[str, str], clients: ClientSetup) -> None:
     patch.setenv("PCE_URL", closed_port())
 
 
-def not_answering(patch: pytest.MonkeyPatch, pce: Any, urls: dict[str, str]) -> None:
-    client_defaults(patch, request_timeout=0.2)
+def not_answering(patch: pytest.MonkeyPatch, pce: Any, urls: dict[str, str], clients: ClientSetup) -> None:
+    clients.configure(timeout=0.2)
     patch.setenv("PCE_URL", urls["black_hole"])
 
 
-def job_never_finishes(patch: pytest.MonkeyPatch, pce: Any, urls: dict[str, str]) -> None:
-    client_defaults(patch, job_deadline=0.2)
+def job_never_finishes(
+    patch: pytest.MonkeyPatch, pce: Any, urls: dict[str, str], clients: ClientSetup
+) -> None:
     patch.setattr(pce, "job_outcome", "running")
 
 
-def wrong_org(patch: pytest.MonkeyPatch, pce: Any, urls: dict[str, str]) -> None:
+def wrong_org(patch: pytest.MonkeyPatch, pce: Any, urls: dict[str, str], clients: ClientSetup) -> None:
     patch.setenv("PCE_ORG_ID", "2")
 
 
@@ -70,18 +65,22 @@ BAD_INVENTORY = [
     pytest.param(attributes(secret="rotated-elsewhere"), r"rejected the API key \(HTTP 401\)", id="401"),
     pytest.param(wrong_org, r"refused access \(HTTP 403\)", id="403"),
     pytest.param(
-        attributes(rate_limit_next=10), r"HTTP 429 \(rate limiting\); gave up after 3 attempts", id="429-retry-after"
+        attributes(rate_limit_next=10),
+        r"HTTP 429 \(rate limiting\); gave up after 4 attempts",
+        id="429-retry-after",
     ),
     pytest.param(
         attributes(rate_limit_next=10, rate_limit_retry_after=None),
-        r"HTTP 429 \(rate limiting\); gave up after 3 attempts",
+        r"HTTP 429 \(rate limiting\); gave up after 4 attempts",
         id="429-no-retry-after",
     ),
     pytest.param(
-        attributes(fail_next=10, fail_status=500), r"HTTP 500 \(a server error\); gave up after 3 attempts", id="500"
+        attributes(fail_next=10, fail_status=500),
+        r"HTTP 500 \(a server error\); gave up after 3 attempts",
+        id="500",
     ),
     pytest.param(
-        job_never_finishes, r"did not finish within 0.2 s \(last status 'running'\)", id="job-running"
+        job_never_finishes, r"did not finish within 300 s \(last status 'running'\)", id="job-running"
     ),
     pytest.param(attributes(job_outcome="failed"), r"ended with status 'failed'", id="job-failed"),
     pytest.param(attributes(job_outcome="cancelled"), r"ended with status 'cancelled'", id="job-cancelled"),
@@ -127,14 +126,14 @@ BAD_INVENTORY = [
 
 @pytest.mark.parametrize(("inject", "message"), BAD_INVENTORY)
 def test_an_incomplete_inventory_stops_the_run_before_any_device_call(
-    deployment, pce, panos, clock, black_hole, monkeypatch, inject: Inject, message: str
+    deployment, pce, panos, clock, black_hole, monkeypatch, fast_retries, inject: Inject, message: str
 ):
     deployment.invoke({})
     before, snapshot_before = panos.table(), load_snapshot(deployment)
     pce.relabel("/orgs/1/workloads/web1", "env", "Quarantine")
     panos.clear_log()
     with monkeypatch.context() as patch:
-        inject(patch, pce, {"black_hole": black_hole})
+        inject(patch, pce, {"black_hole": black_hole}, fast_retries)
         with pytest.raises(RunFailed, match=message):
             deployment.invoke({})
     assert panos.requests == []

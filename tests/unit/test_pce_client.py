@@ -11,8 +11,8 @@ import trustme
 
 from dagsync.errors import PceError
 from dagsync.models import Workload
-from dagsync.pce import PceClient, PceCredentials
-from dagsync.retry import RetryPolicy
+from dagsync.pce import PceClient, PceCredentials, PceLimits
+from dagsync.retry import Retrier, RetryPolicy
 from emulators.estate import generate_estate
 from emulators.pce import PceEmulator
 from emulators.server import LoopbackServer
@@ -35,11 +35,10 @@ def make_client(server: LoopbackServer, pce: PceEmulator, clock: FakeClock) -> I
         credentials = overrides.pop("credentials", PceCredentials(pce.auth_username, pce.secret))
         base_url = overrides.pop("base_url", server.url)
         org_id = overrides.pop("org_id", ORG)
+        policy = overrides.pop("retry", RetryPolicy(attempts=4, base_delay=0.5, jitter=lambda: 1.0))
         options: dict[str, Any] = {
-            "retry": RetryPolicy(attempts=4, base_delay=0.5, jitter=lambda: 1.0),
-            "sleep": clock.sleep,
-            "monotonic": clock.monotonic,
-            "request_timeout": 5.0,
+            "retrier": Retrier(policy, sleep=clock.sleep, clock=clock.monotonic),
+            "timeout": 5.0,
         }
         options.update(overrides)
         clients.append(PceClient(base_url, org_id, credentials, **options))
@@ -246,7 +245,7 @@ def test_job_still_running_at_the_deadline_raises(
 ) -> None:
     pce.job_outcome = "running"
 
-    error = _fetch_error(make_client(job_deadline=60.0))
+    error = _fetch_error(make_client(limits=PceLimits(job_deadline=60.0)))
 
     assert "did not finish within 60 s" in str(error)
     assert clock.now == pytest.approx(60.0)

@@ -10,7 +10,6 @@ import logging
 import socket
 import ssl
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar, cast
@@ -24,7 +23,7 @@ from dagsync import __version__
 from dagsync.errors import PceError, SecretError
 from dagsync.http import new_session, parse_retry_after, tls_verify
 from dagsync.models import Workload
-from dagsync.retry import Retrier, RetriesExhausted, Retryable, RetryPolicy, Sleep
+from dagsync.retry import Retrier, RetriesExhausted, Retryable
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +80,19 @@ class PceCredentials:
         )
 
 
+@dataclass(frozen=True)
+class PceLimits:
+    """How long the client waits for the PCE before it gives up, as named data."""
+
+    job_deadline: float = 300.0  # an async collection job must be done within this
+
+
 class PceClient:
-    """Reads every workload of one org. Counters feed the run summary and the benchmarks."""
+    """Reads the workloads of one org. Counters feed the run summary and the benchmarks.
+
+    `retrier` carries the run's retry policy, clock, sleep and deadline: every wait of the
+    client (retries and job polls) goes through them, so a fake clock makes a test instant.
+    """
 
     def __init__(
         self,
@@ -91,21 +101,17 @@ class PceClient:
         credentials: PceCredentials,
         *,
         verify_tls: bool = True,
-        retry: RetryPolicy = RetryPolicy(),  # noqa: B008  (frozen, so sharing the default is safe)
-        request_timeout: float = 30.0,
-        job_deadline: float = 300.0,
-        sleep: Sleep = time.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
+        retrier: Retrier | None = None,
+        timeout: float = 30.0,
+        limits: PceLimits = PceLimits(),
     ) -> None:
         self._base = base_url.rstrip("/")
         self._api = f"{self._base}/api/v2"
         self._org = org_id
         self._secret = credentials.secret
-        self._retrier = Retrier(retry, sleep=sleep, clock=monotonic)
-        self._timeout = request_timeout
-        self._job_deadline = job_deadline
-        self._sleep = sleep
-        self._monotonic = monotonic
+        self._retrier = retrier or Retrier()
+        self._timeout = timeout
+        self._limits = limits
         self._session = new_session(tls_verify(verify_tls, credentials.ca_bundle))
         self._session.auth = (credentials.auth_username, credentials.secret)
         self._session.headers["Accept"] = "application/json"
@@ -159,19 +165,24 @@ class PceClient:
         if not location:
             raise PceError(f"the PCE accepted the async request for {collection} but sent no Location header")
         job_url = self._absolute(location)
-        deadline = self._monotonic() + self._job_deadline
+        clock = self._retrier.clock
+        run_left = self._retrier.remaining()
+        budget = round(
+            self._limits.job_deadline if run_left is None else min(self._limits.job_deadline, run_left), 1
+        )
+        deadline = clock() + budget
         delay = parse_retry_after(response.headers.get("Retry-After"))
         if delay is None:
             delay = _FIRST_POLL_DELAY
         status: object = "submitted"
         while True:
-            remaining = deadline - self._monotonic()
+            remaining = deadline - clock()
             if remaining <= 0:
                 raise PceError(
                     f"the PCE job for {collection} ({urlsplit(job_url).path}) did not finish within "
-                    f"{self._job_deadline:g} s (last status {status!r})"
+                    f"{budget:g} s (last status {status!r})"
                 )
-            self._sleep(min(max(delay, _MIN_POLL_DELAY), remaining))
+            self._retrier.sleep(min(max(delay, _MIN_POLL_DELAY), remaining))
             poll = self._get(job_url)
             job = self._json(poll, f"the job for {collection}")
             if not isinstance(job, dict):

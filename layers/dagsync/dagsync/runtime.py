@@ -1,7 +1,9 @@
 """Composition root: secrets and clients built from Settings, shared by the handler and the CLI."""
 
 import json
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from aws_lambda_powertools.utilities import parameters
 
@@ -10,13 +12,32 @@ from dagsync.engine import Device, SyncEngine
 from dagsync.errors import SecretError
 from dagsync.panos import PanosClient, PanosCredentials
 from dagsync.pce import PceClient, PceCredentials
-from dagsync.retry import RetryPolicy
+from dagsync.retry import Clock, Retrier, RetryPolicy, Sleep
 from dagsync.snapshot import SnapshotStore
 
 # Secrets are cached in memory this long (SPEC §2), so a warm function does not call
 # Secrets Manager on every run, and a rotated secret is picked up within minutes.
 SECRET_CACHE_SECONDS = 300
-DEFAULT_RETRY = RetryPolicy()
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """How the clients of one run wait, retry and time out; given by whoever starts the run.
+
+    The handler sets `deadline` (a value of `clock`) from the invocation's remaining time, so
+    no retry waits past it; tests give a fake `sleep` and `clock`, so no wait takes real time.
+    `timeout` bounds each PCE request (the PAN-OS client keeps its own for now).
+    """
+
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: float = 30.0
+    sleep: Sleep = time.sleep
+    clock: Clock = time.monotonic
+    deadline: float | None = None
+
+    def retrier(self, policy: RetryPolicy) -> Retrier:
+        """A retrier for one client, on this run's clock and deadline."""
+        return Retrier(policy, sleep=self.sleep, clock=self.clock, deadline=self.deadline)
 
 
 def read_secret(secret_id: str) -> Mapping[str, object]:
@@ -46,9 +67,10 @@ def _aws_reason(exc: BaseException) -> str:
 
 
 def build_engine(
-    settings: Settings, *, run_id: str, lease_seconds: float, retry: RetryPolicy | None = None
+    settings: Settings, *, run_id: str, lease_seconds: float, options: ClientOptions | None = None
 ) -> SyncEngine:
-    retry = retry or DEFAULT_RETRY
+    """The engine for one run: settings and secrets in, clients built from `options`."""
+    options = options or ClientOptions()
     pce_credentials = PceCredentials.from_secret(read_secret(settings.pce_secret_id), settings.pce_secret_id)
     panos_credentials = PanosCredentials.from_secret(
         read_secret(settings.panos_secret_id), settings.panos_secret_id
@@ -58,7 +80,8 @@ def build_engine(
         settings.pce_org_id,
         pce_credentials,
         verify_tls=settings.pce_verify_tls,
-        retry=retry,
+        retrier=options.retrier(options.retry),
+        timeout=options.timeout,
     )
 
     def device_for(target: Target) -> Device:
@@ -68,7 +91,8 @@ def build_engine(
             verify_tls=settings.panos_verify_tls,
             vsys=target.vsys,
             target_serial=target.serial,
-            retry=retry,
+            retry=options.retry,
+            sleep=options.sleep,
         )
 
     return SyncEngine(
