@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from app import RunFailed
+from dagsync.pce import PCE_RETRY
 from tests.faults.harness import assert_exact, desired_of, load_snapshot
 from tests.integration.conftest import ClientSetup, large_estate, workload
 
@@ -53,6 +54,17 @@ def job_never_finishes(
     patch.setattr(pce, "job_outcome", "running")
 
 
+def rate_limited_until_the_deadline(retry_after: str | None) -> Inject:
+    """The PCE answers 429 for longer than the run has left (about two minutes here)."""
+
+    def inject(patch: pytest.MonkeyPatch, pce: Any, urls: dict[str, str], clients: ClientSetup) -> None:
+        clients.configure(pce_retry=PCE_RETRY, deadline=clients.clock.now + 125.0)
+        patch.setattr(pce, "rate_limit_next", 1_000_000)
+        patch.setattr(pce, "rate_limit_retry_after", retry_after)
+
+    return inject
+
+
 def wrong_org(patch: pytest.MonkeyPatch, pce: Any, urls: dict[str, str], clients: ClientSetup) -> None:
     patch.setenv("PCE_ORG_ID", "2")
 
@@ -65,18 +77,20 @@ BAD_INVENTORY = [
     pytest.param(attributes(secret="rotated-elsewhere"), r"rejected the API key \(HTTP 401\)", id="401"),
     pytest.param(wrong_org, r"refused access \(HTTP 403\)", id="403"),
     pytest.param(
-        attributes(rate_limit_next=10),
-        r"HTTP 429 \(rate limiting\); gave up after 4 attempts",
+        rate_limited_until_the_deadline("30"),
+        r"HTTP 429 \(rate limiting: too_many_requests: Too Many Requests\); gave up after 5 attempts, "
+        r"having waited 120.0 s: the run's time is nearly out",
         id="429-retry-after",
     ),
     pytest.param(
-        attributes(rate_limit_next=10, rate_limit_retry_after=None),
-        r"HTTP 429 \(rate limiting\); gave up after 4 attempts",
+        rate_limited_until_the_deadline(None),
+        r"HTTP 429 \(rate limiting: too_many_requests: Too Many Requests\); gave up after \d+ attempts, "
+        r"having waited \d+\.\d s: the run's time is nearly out",
         id="429-no-retry-after",
     ),
     pytest.param(
         attributes(fail_next=10, fail_status=500),
-        r"HTTP 500 \(a server error\); gave up after 3 attempts",
+        r"HTTP 500 \(a server error: server_error: Service Unavailable\); gave up after 3 attempts, having waited",
         id="500",
     ),
     pytest.param(
@@ -132,10 +146,12 @@ def test_an_incomplete_inventory_stops_the_run_before_any_device_call(
     before, snapshot_before = panos.table(), load_snapshot(deployment)
     pce.relabel("/orgs/1/workloads/web1", "env", "Quarantine")
     panos.clear_log()
+    options = fast_retries.options
     with monkeypatch.context() as patch:
         inject(patch, pce, {"black_hole": black_hole}, fast_retries)
         with pytest.raises(RunFailed, match=message):
             deployment.invoke({})
+    fast_retries.options = options
     assert panos.requests == []
     assert (panos.table(), load_snapshot(deployment)) == (before, snapshot_before)
     assert deployment.invoke({})["status"] == "ok"
@@ -157,6 +173,30 @@ def test_a_transient_pce_fault_is_retried_and_the_run_converges(deployment, pce,
     for name, value in fault.items():
         setattr(pce, name, value)
     assert deployment.invoke({})["status"] == "ok"
+    assert_exact(deployment, panos, desired_of(pce), {}, now=clock.now)
+
+
+def test_a_pce_rate_limiting_for_40_seconds_without_retry_after_ends_ok(
+    deployment, pce, panos, clock, fast_retries
+):
+    deployment.invoke({})
+    pce.relabel("/orgs/1/workloads/web1", "env", "Quarantine")
+    pce.rate_limit_next, pce.rate_limit_retry_after = 4, None  # 4 waits of 10-15 s
+    fast_retries.configure(pce_retry=PCE_RETRY)
+    started = fast_retries.clock.now
+    assert deployment.invoke({})["status"] == "ok"
+    assert fast_retries.clock.now - started >= 40.0
+    assert_exact(deployment, panos, desired_of(pce), {}, now=clock.now)
+
+
+def test_a_run_whose_pce_requests_exceed_the_per_minute_budget_is_spaced_and_ends_ok(
+    deployment, pce, panos, clock, fast_retries
+):
+    fast_retries.pce_max_requests_per_minute = 2
+    started = fast_retries.clock.now
+    assert deployment.invoke({})["status"] == "ok"
+    assert pce.count() == 3  # submit, one poll, the datafile
+    assert fast_retries.clock.now - started >= 60.0  # the third request waited for the first to age
     assert_exact(deployment, panos, desired_of(pce), {}, now=clock.now)
 
 

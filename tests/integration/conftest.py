@@ -13,6 +13,7 @@ import app
 from dagsync import observability, runtime
 from dagsync.config import Settings
 from dagsync.engine import SyncEngine
+from dagsync.pce import DEFAULT_REQUESTS_PER_MINUTE, PCE_RETRY
 from dagsync.retry import RetryPolicy
 from dagsync.runtime import ClientOptions
 from emulators.local import LocalDeployment
@@ -69,14 +70,23 @@ class ClientSetup:
     def __init__(self) -> None:
         self.clock = FakeClock()
         self.options = ClientOptions(
-            retry=RetryPolicy(attempts=3), sleep=self.clock.sleep, clock=self.clock.monotonic
+            retry=RetryPolicy(attempts=3),
+            pce_retry=replace(PCE_RETRY, attempts=3),
+            sleep=self.clock.sleep,
+            clock=self.clock.monotonic,
         )
+        self.pce_max_requests_per_minute = DEFAULT_REQUESTS_PER_MINUTE
 
     def configure(self, **changes: Any) -> None:
         self.options = replace(self.options, **changes)
 
     def build_engine(self, settings: Settings, **kwargs: Any) -> SyncEngine:
-        return runtime.build_engine(settings, options=self.options, **kwargs)
+        return runtime.build_engine(
+            settings,
+            options=self.options,
+            pce_max_requests_per_minute=self.pce_max_requests_per_minute,
+            **kwargs,
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,7 @@ incrementally, keeping only the Workload projection, and any defect in it fails 
 read: the engine computes deletions from this list, so partial data must never come back.
 """
 
+import json
 import logging
 import socket
 import ssl
@@ -23,7 +24,8 @@ from dagsync import __version__
 from dagsync.errors import PceError, SecretError
 from dagsync.http import new_session, parse_retry_after, tls_verify
 from dagsync.models import Workload
-from dagsync.retry import Retrier, RetriesExhausted, Retryable
+from dagsync.pacing import Pacer, PacingPastDeadline
+from dagsync.retry import Retrier, RetriesExhausted, Retryable, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,11 @@ try:
 except ImportError:  # pragma: no cover - the C backend ships in the ijson wheels we deploy
     _ijson = ijson
 
+# The PCE counts its rate limit per minute, so a 429 is no case for a 2-second backoff: it waits
+# the PCE's Retry-After (up to 60 s), or 10-15 s without one, and is tried again for as long as
+# the run's time allows. See docs/sync.md#retries and docs/protocols.md#pce-rate-limits.
+PCE_RETRY = RetryPolicy(max_retry_after=60.0, rate_limited_wait=(10.0, 15.0), rate_limited_attempts=None)
+DEFAULT_REQUESTS_PER_MINUTE = 100  # PCE_MAX_REQUESTS_PER_MINUTE, docs/sync.md#pacing
 _READ_CHUNK = 64 * 1024
 _FIRST_POLL_DELAY = 1.0
 _MIN_POLL_DELAY = 0.2
@@ -91,7 +98,8 @@ class PceClient:
     """Reads the workloads of one org. Counters feed the run summary and the benchmarks.
 
     `retrier` carries the run's retry policy, clock, sleep and deadline: every wait of the
-    client (retries and job polls) goes through them, so a fake clock makes a test instant.
+    client (retries, pacing and job polls) goes through them, so a fake clock makes a test
+    instant. `pacer` is the run's one PCE pacer, passed to every request before it is sent.
     """
 
     def __init__(
@@ -102,6 +110,7 @@ class PceClient:
         *,
         verify_tls: bool = True,
         retrier: Retrier | None = None,
+        pacer: Pacer | None = None,
         timeout: float = 30.0,
         limits: PceLimits = PceLimits(),
     ) -> None:
@@ -109,7 +118,13 @@ class PceClient:
         self._api = f"{self._base}/api/v2"
         self._org = org_id
         self._secret = credentials.secret
-        self._retrier = retrier or Retrier()
+        self._retrier = retrier or Retrier(PCE_RETRY)
+        self._pacer = pacer or Pacer(
+            DEFAULT_REQUESTS_PER_MINUTE,
+            clock=self._retrier.clock,
+            sleep=self._retrier.sleep,
+            deadline=self._retrier.deadline,
+        )
         self._timeout = timeout
         self._limits = limits
         self._session = new_session(tls_verify(verify_tls, credentials.ca_bundle))
@@ -395,6 +410,10 @@ class PceClient:
     def _attempt(
         self, url: str, path: str, headers: Mapping[str, str] | None, stream: bool
     ) -> requests.Response:
+        try:
+            self._pacer.wait()
+        except PacingPastDeadline as exc:
+            raise PceError(f"GET {path} was not sent to the PCE: {exc}") from None
         self.requests_made += 1
         try:
             response = self._session.get(url, headers=headers, timeout=self._timeout, stream=stream)
@@ -418,19 +437,19 @@ class PceClient:
         # present (within the policy's bounds), otherwise the policy's rate-limited wait applies.
         if status == 429 or status >= 500:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            self._consume(response)
             cause = "rate limiting" if status == 429 else "a server error"
+            said = _suffix(self._error_detail(response))
             raise Retryable(
-                PceError(f"the PCE answered GET {path} with HTTP {status} ({cause})"),
+                PceError(f"the PCE answered GET {path} with HTTP {status} ({cause}{said})"),
                 retry_after=retry_after,
                 rate_limited=status == 429,
             )
         if status in (401, 403):
-            self._consume(response)
-            raise PceError(self._auth_message(status, path))
+            said = _suffix(self._error_detail(response), " (the PCE said: ", ")")
+            raise PceError(self._auth_message(status, path) + said)
         if status >= 400:
-            excerpt = self._excerpt(response)
-            raise PceError(f"the PCE answered GET {path} with HTTP {status}{excerpt}")
+            said = _suffix(self._error_detail(response))
+            raise PceError(f"the PCE answered GET {path} with HTTP {status}{said}")
         if not stream:
             self.bytes_received += len(response.content)
         return response
@@ -457,9 +476,26 @@ class PceClient:
         self.bytes_received += len(body)
         return body
 
-    def _excerpt(self, response: requests.Response) -> str:
-        text = self._consume(response).decode("utf-8", "replace").strip()
-        return f": {self._scrub(text)[:_BODY_EXCERPT]}" if text else ""
+    def _error_detail(self, response: requests.Response) -> str:
+        """The PCE's own words from an error body `[{"token": ..., "message": ...}]`, scrubbed.
+
+        Any other body (a proxy's or load balancer's page) is never quoted: it may echo the
+        request, and with it the Authorization header.
+        """
+        try:
+            errors = json.loads(self._consume(response))
+        except ValueError:
+            return ""
+        if isinstance(errors, dict):
+            errors = [errors]
+        if not isinstance(errors, list):
+            return ""
+        parts = []
+        for error in errors[:3]:
+            if isinstance(error, dict):
+                words = [error.get(name) for name in ("token", "message")]
+                parts.append(": ".join(word for word in words if isinstance(word, str) and word))
+        return self._scrub("; ".join(part for part in parts if part))[:_BODY_EXCERPT]
 
     def _json(self, response: requests.Response, what: str) -> object:
         try:
@@ -510,6 +546,11 @@ class _BodyReader:
             data, self._buffer = self._buffer, b""
             return data
         return self._read_raw(size if size > 0 else _READ_CHUNK)
+
+
+def _suffix(detail: str, before: str = ": ", after: str = "") -> str:
+    """`detail` framed for a message, or nothing when there is no detail."""
+    return f"{before}{detail}{after}" if detail else ""
 
 
 def _kind(value: object) -> str:

@@ -10,8 +10,9 @@ from aws_lambda_powertools.utilities import parameters
 from dagsync.config import Settings, Target
 from dagsync.engine import Device, SyncEngine
 from dagsync.errors import SecretError
+from dagsync.pacing import Pacer
 from dagsync.panos import PanosClient, PanosCredentials
-from dagsync.pce import PceClient, PceCredentials
+from dagsync.pce import DEFAULT_REQUESTS_PER_MINUTE, PCE_RETRY, PceClient, PceCredentials
 from dagsync.retry import Clock, Retrier, RetryPolicy, Sleep
 from dagsync.snapshot import SnapshotStore
 
@@ -30,6 +31,7 @@ class ClientOptions:
     """
 
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    pce_retry: RetryPolicy = PCE_RETRY
     timeout: float = 30.0
     sleep: Sleep = time.sleep
     clock: Clock = time.monotonic
@@ -38,6 +40,10 @@ class ClientOptions:
     def retrier(self, policy: RetryPolicy) -> Retrier:
         """A retrier for one client, on this run's clock and deadline."""
         return Retrier(policy, sleep=self.sleep, clock=self.clock, deadline=self.deadline)
+
+    def pacer(self, per_minute: int) -> Pacer:
+        """The run's one PCE pacer, on this run's clock and deadline."""
+        return Pacer(per_minute, clock=self.clock, sleep=self.sleep, deadline=self.deadline)
 
 
 def read_secret(secret_id: str) -> Mapping[str, object]:
@@ -67,7 +73,12 @@ def _aws_reason(exc: BaseException) -> str:
 
 
 def build_engine(
-    settings: Settings, *, run_id: str, lease_seconds: float, options: ClientOptions | None = None
+    settings: Settings,
+    *,
+    run_id: str,
+    lease_seconds: float,
+    options: ClientOptions | None = None,
+    pce_max_requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE,
 ) -> SyncEngine:
     """The engine for one run: settings and secrets in, clients built from `options`."""
     options = options or ClientOptions()
@@ -80,7 +91,8 @@ def build_engine(
         settings.pce_org_id,
         pce_credentials,
         verify_tls=settings.pce_verify_tls,
-        retrier=options.retrier(options.retry),
+        retrier=options.retrier(options.pce_retry),
+        pacer=options.pacer(pce_max_requests_per_minute),
         timeout=options.timeout,
     )
 
