@@ -22,7 +22,16 @@ import urllib3.exceptions
 
 from dagsync import __version__
 from dagsync.errors import PceError, SecretError
-from dagsync.http import new_session, parse_retry_after, tls_verify
+from dagsync.http import (
+    READ_CHUNK,
+    BodyReader,
+    TransferAborted,
+    TransferLimits,
+    TransportBroken,
+    new_session,
+    parse_retry_after,
+    tls_verify,
+)
 from dagsync.models import Workload
 from dagsync.pacing import Pacer, PacingPastDeadline
 from dagsync.retry import Retrier, RetriesExhausted, Retryable, RetryPolicy
@@ -39,7 +48,7 @@ except ImportError:  # pragma: no cover - the C backend ships in the ijson wheel
 # the run's time allows. See docs/sync.md#retries and docs/protocols.md#pce-rate-limits.
 PCE_RETRY = RetryPolicy(max_retry_after=60.0, rate_limited_wait=(10.0, 15.0), rate_limited_attempts=None)
 DEFAULT_REQUESTS_PER_MINUTE = 100  # PCE_MAX_REQUESTS_PER_MINUTE, docs/sync.md#pacing
-_READ_CHUNK = 64 * 1024
+_ERROR_BODY_LIMIT = 64 * 1024
 _FIRST_POLL_DELAY = 1.0
 _MIN_POLL_DELAY = 0.2
 _MAX_BACKOFF_POLL_DELAY = 10.0
@@ -89,9 +98,23 @@ class PceCredentials:
 
 @dataclass(frozen=True)
 class PceLimits:
-    """How long the client waits for the PCE before it gives up, as named data."""
+    """How much and how long the client reads from the PCE before it gives up, as named data.
+
+    See docs/sync.md#reading-the-inventory.
+    """
 
     job_deadline: float = 300.0  # an async collection job must be done within this
+    max_answer_bytes: int = 16 * 1024 * 1024  # any JSON answer but a datafile, decompressed
+    transfer: TransferLimits = field(default_factory=TransferLimits)  # every body, the datafile's too
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A PCE answer read whole."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
 
 
 class PceClient:
@@ -168,12 +191,12 @@ class PceClient:
     def _run_job(self, collection: str) -> str:
         """Submit an async collection job, wait for it within the deadline, return the datafile URL."""
         url = f"{self._api}/orgs/{self._org}/{collection}"
-        response = self._get(url, headers={"Prefer": "respond-async"})
-        if response.status_code != 202:
+        response = self._get(url, f"the async request for {collection}", headers={"Prefer": "respond-async"})
+        if response.status != 202:
             # A synchronous answer holds at most 500 objects with no sign of truncation, so it is
             # never taken as the inventory.
             raise PceError(
-                f"the PCE answered the async request for {collection} with HTTP {response.status_code} "
+                f"the PCE answered the async request for {collection} with HTTP {response.status} "
                 "instead of 202 Accepted; a synchronous answer may be silently truncated at 500 objects"
             )
         location = response.headers.get("Location")
@@ -198,7 +221,7 @@ class PceClient:
                     f"{budget:g} s (last status {status!r})"
                 )
             self._retrier.sleep(min(max(delay, _MIN_POLL_DELAY), remaining))
-            poll = self._get(job_url)
+            poll = self._get(job_url, f"the job for {collection}")
             job = self._json(poll, f"the job for {collection}")
             if not isinstance(job, dict):
                 raise PceError(f"the PCE job for {collection} answered with {_kind(job)}, not a job object")
@@ -246,32 +269,28 @@ class PceClient:
         """GET a datafile and parse it as a stream; a connection that breaks is read again from the start."""
 
         def attempt() -> T:
-            response = self._get(url, stream=True)
-            reader = _BodyReader(response.raw)
+            response = self._open(url)
+            reader = self._reader(response)
             try:
                 return parse(self._items(reader, what))
-            except _TransportBroken as exc:
+            except TransportBroken as exc:
                 raise Retryable(
                     PceError(
                         f"the PCE {what} datafile is truncated or not valid JSON: the connection broke "
-                        f"after {reader.count} bytes ({exc})"
+                        f"after {reader.count} bytes ({_transport_reason(exc)})"
                     )
                 ) from exc.__cause__
+            except TransferAborted as exc:
+                raise PceError(
+                    f"the PCE {what} datafile was abandoned after {reader.count} bytes: {exc}"
+                ) from None
             finally:
                 self.bytes_received += reader.count
                 response.close()
 
-        try:
-            return self._retrier.call(
-                attempt,
-                on_retry=lambda retry, _attempt, delay: log.warning(
-                    "%s; retrying in %.1f s", retry.error, delay
-                ),
-            )
-        except RetriesExhausted as exhausted:
-            raise PceError(f"{exhausted.error}; {exhausted.summary}") from exhausted.error
+        return self._retried(attempt)
 
-    def _items(self, reader: "_BodyReader", what: str) -> Iterator[object]:
+    def _items(self, reader: BodyReader, what: str) -> Iterator[object]:
         """The top-level array's elements, one at a time; anything else raises PceError."""
         first = reader.peek_first_byte()
         if first is None:
@@ -285,7 +304,7 @@ class PceClient:
                 f"the PCE {what} datafile is truncated or not valid JSON: it does not start with '['"
             )
         try:
-            yield from _ijson.items(reader, "item", use_float=True, buf_size=_READ_CHUNK)
+            yield from _ijson.items(reader, "item", use_float=True, buf_size=READ_CHUNK)
         except ijson.JSONError as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise PceError(
@@ -393,13 +412,51 @@ class PceClient:
     # -- HTTP ------------------------------------------------------------------------------
 
     def _get(
-        self, url: str, *, headers: Mapping[str, str] | None = None, stream: bool = False
-    ) -> requests.Response:
-        """One GET, retried by the policy for 429, 5xx and transport errors; others raise PceError."""
+        self,
+        url: str,
+        what: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        answers: frozenset[int] = frozenset(),
+    ) -> _Answer:
+        """One GET read whole (at most `max_answer_bytes`), retried by the policy.
+
+        Error statuses in `answers` are returned as answers instead of raised.
+        """
         path = urlsplit(url).path
+
+        def attempt() -> _Answer:
+            response = self._send(url, path, headers, answers)
+            reader = self._reader(response)
+            try:
+                body = reader.read_all(self._limits.max_answer_bytes)
+            except TransportBroken as exc:
+                raise Retryable(
+                    PceError(
+                        f"the connection to the PCE at {self._base} broke while GET {path} was answered "
+                        f"({_transport_reason(exc)})"
+                    )
+                ) from exc.__cause__
+            except TransferAborted as exc:
+                raise PceError(
+                    f"the PCE's answer for {what} (GET {path}) was abandoned after {reader.count} bytes: {exc}"
+                ) from None
+            finally:
+                self.bytes_received += reader.count
+                response.close()
+            return _Answer(response.status_code, response.headers, body)
+
+        return self._retried(attempt)
+
+    def _open(self, url: str) -> requests.Response:
+        """One GET whose body is left to the caller to stream, retried by the policy."""
+        path = urlsplit(url).path
+        return self._retried(lambda: self._send(url, path, None, frozenset()))
+
+    def _retried(self, attempt: Callable[[], T]) -> T:
         try:
             return self._retrier.call(
-                lambda: self._attempt(url, path, headers, stream),
+                attempt,
                 on_retry=lambda retry, _attempt, delay: log.warning(
                     "%s; retrying in %.1f s", retry.error, delay
                 ),
@@ -407,16 +464,27 @@ class PceClient:
         except RetriesExhausted as exhausted:
             raise PceError(f"{exhausted.error}; {exhausted.summary}") from exhausted.error
 
-    def _attempt(
-        self, url: str, path: str, headers: Mapping[str, str] | None, stream: bool
+    def _reader(self, response: requests.Response) -> BodyReader:
+        return BodyReader(
+            response.raw,
+            limits=self._limits.transfer,
+            clock=self._retrier.clock,
+            deadline=self._retrier.deadline,
+        )
+
+    def _send(
+        self, url: str, path: str, headers: Mapping[str, str] | None, answers: frozenset[int]
     ) -> requests.Response:
+        """One paced request; its status is checked, its body is not read yet."""
         try:
             self._pacer.wait()
         except PacingPastDeadline as exc:
             raise PceError(f"GET {path} was not sent to the PCE: {exc}") from None
         self.requests_made += 1
         try:
-            response = self._session.get(url, headers=headers, timeout=self._timeout, stream=stream)
+            response = self._session.get(
+                url, headers=headers, timeout=self._timeout, stream=True, allow_redirects=False
+            )
         except requests.exceptions.SSLError as exc:
             raise PceError(
                 f"TLS verification of the PCE failed for {self._base}: {_tls_reason(exc)} "
@@ -433,6 +501,11 @@ class PceClient:
             error.__cause__ = exc
             raise Retryable(error) from exc
         status = response.status_code
+        if status < 300 or status in answers:
+            return response
+        if status < 400:
+            response.close()
+            raise PceError(self._redirect_message(status, path, response.headers.get("Location")))
         # [unverified] Whether a PCE 429 carries Retry-After is undocumented: it is honoured when
         # present (within the policy's bounds), otherwise the policy's rate-limited wait applies.
         if status == 429 or status >= 500:
@@ -447,12 +520,17 @@ class PceClient:
         if status in (401, 403):
             said = _suffix(self._error_detail(response), " (the PCE said: ", ")")
             raise PceError(self._auth_message(status, path) + said)
-        if status >= 400:
-            said = _suffix(self._error_detail(response))
-            raise PceError(f"the PCE answered GET {path} with HTTP {status}{said}")
-        if not stream:
-            self.bytes_received += len(response.content)
-        return response
+        said = _suffix(self._error_detail(response))
+        raise PceError(f"the PCE answered GET {path} with HTTP {status}{said}")
+
+    def _redirect_message(self, status: int, path: str, location: str | None) -> str:
+        """Redirects are never followed (docs/sync.md#redirects): no credential leaves for another host."""
+        target = self._scrub(location)[:_BODY_EXCERPT] if location else "no Location"
+        return (
+            f"the PCE answered GET {path} with a redirect (HTTP {status}) to {target}; redirects are "
+            "never followed, so that no credential leaves for another host: set PCE_URL to the "
+            "address that answers"
+        )
 
     def _auth_message(self, status: int, path: str) -> str:
         if status == 401:
@@ -465,27 +543,20 @@ class PceClient:
             f"on org {self._org}, or PCE_ORG_ID is not the key's org"
         )
 
-    def _consume(self, response: requests.Response) -> bytes:
-        """Read and close a response that is not used further, counting what it carried."""
-        try:
-            body = response.content or b""
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
-            body = b""
-        finally:
-            response.close()
-        self.bytes_received += len(body)
-        return body
-
     def _error_detail(self, response: requests.Response) -> str:
         """The PCE's own words from an error body `[{"token": ..., "message": ...}]`, scrubbed.
 
         Any other body (a proxy's or load balancer's page) is never quoted: it may echo the
         request, and with it the Authorization header.
         """
+        reader = self._reader(response)
         try:
-            errors = json.loads(self._consume(response))
-        except ValueError:
+            errors = json.loads(reader.read_all(_ERROR_BODY_LIMIT))
+        except (TransportBroken, TransferAborted, ValueError):
             return ""
+        finally:
+            self.bytes_received += reader.count
+            response.close()
         if isinstance(errors, dict):
             errors = [errors]
         if not isinstance(errors, list):
@@ -497,55 +568,16 @@ class PceClient:
                 parts.append(": ".join(word for word in words if isinstance(word, str) and word))
         return self._scrub("; ".join(part for part in parts if part))[:_BODY_EXCERPT]
 
-    def _json(self, response: requests.Response, what: str) -> object:
+    @staticmethod
+    def _json(answer: _Answer, what: str) -> object:
         try:
-            return response.json()
+            return json.loads(answer.body)
         except ValueError:
             raise PceError(f"the PCE answered for {what} with a body that is not JSON") from None
 
     def _scrub(self, text: str) -> str:
         """Text from the server or the parser, with the secret masked should it ever echo it."""
         return text.replace(self._secret, "***") if self._secret else text
-
-
-class _TransportBroken(Exception):
-    """The datafile connection broke mid-stream; the download may be retried from the start."""
-
-
-class _BodyReader:
-    """A file-like view of a streamed body that counts bytes and lets the first byte be sniffed."""
-
-    def __init__(self, raw: Any) -> None:
-        self._raw = raw
-        self._buffer = b""
-        self.count = 0
-
-    def _read_raw(self, size: int) -> bytes:
-        try:
-            chunk: bytes = self._raw.read(size, decode_content=True)
-        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
-            raise _TransportBroken(_transport_reason(exc)) from exc
-        self.count += len(chunk)
-        return chunk
-
-    def peek_first_byte(self) -> int | None:
-        """The first non-whitespace byte (kept for the parser), or None for an empty body."""
-        while True:
-            chunk = self._read_raw(_READ_CHUNK)
-            if not chunk:
-                return None
-            stripped = chunk.lstrip()
-            if stripped:
-                self._buffer = stripped
-                return stripped[0]
-
-    def read(self, size: int = -1) -> bytes:
-        if size == 0:
-            return b""
-        if self._buffer:
-            data, self._buffer = self._buffer, b""
-            return data
-        return self._read_raw(size if size > 0 else _READ_CHUNK)
 
 
 def _suffix(detail: str, before: str = ": ", after: str = "") -> str:
