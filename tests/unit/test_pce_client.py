@@ -80,8 +80,13 @@ def test_reads_workload_labels_and_addresses(pce: PceEmulator, make_client: Make
     workloads = make_client().fetch_workloads()
 
     assert workloads == [
-        Workload("/orgs/1/workloads/w1", (("role", "Web"), ("env", "Production")), ("10.0.0.1", "fe80::1")),
-        Workload("/orgs/1/workloads/w2", (("app", "Payments"),), ("10.0.0.2",)),
+        Workload(
+            "/orgs/1/workloads/w1",
+            (("role", "Web"), ("env", "Production")),
+            ("10.0.0.1", "fe80::1"),
+            "w1.example.internal",
+        ),
+        Workload("/orgs/1/workloads/w2", (("app", "Payments"),), ("10.0.0.2",), "w2.example.internal"),
     ]
 
 
@@ -121,7 +126,10 @@ def test_estate_projection_keeps_every_label_and_non_loopback_address(
         expected_addresses = tuple(
             iface["address"] for iface in raw.get("interfaces") or () if not iface["loopback"]
         )
-        assert by_href[raw["href"]] == Workload(raw["href"], expected_labels, expected_addresses)
+        expected_name = raw.get("hostname") or raw.get("name") or ""
+        assert by_href[raw["href"]] == Workload(
+            raw["href"], expected_labels, expected_addresses, expected_name
+        )
 
 
 def test_href_only_labels_are_resolved_through_the_labels_job(
@@ -637,6 +645,26 @@ def test_workload_public_ip_is_not_an_address(pce: PceEmulator, make_client: Mak
     assert workloads[0].addresses == ("10.0.0.1",)
 
 
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        ({"hostname": "web-01.example.internal", "name": "web-01"}, "web-01.example.internal"),
+        ({"hostname": "", "name": "APV1"}, "APV1"),
+        ({"hostname": None, "name": None}, ""),
+        ({"hostname": 42, "name": ["not", "a", "name"]}, ""),
+    ],
+    ids=["hostname", "name-when-no-hostname", "neither", "not-strings"],
+)
+def test_the_hostname_is_the_hostname_else_the_name(
+    pce: PceEmulator, make_client: MakeClient, names: dict[str, Any], expected: str
+) -> None:
+    pce.set_workloads([workload(pce, "w1", "10.0.0.1", **names)])
+
+    workloads = make_client().fetch_workloads()
+
+    assert workloads[0].hostname == expected
+
+
 def test_inline_label_values_are_kept_unchanged(pce: PceEmulator, make_client: MakeClient) -> None:
     value = ' The "Big"   Ledger\'s '
     pce.set_workloads([workload(pce, "w1", "10.0.0.1", labels={"app": value})])
@@ -652,7 +680,7 @@ def test_unmanaged_workloads_are_read(pce: PceEmulator, make_client: MakeClient)
 
     workloads = make_client().fetch_workloads()
 
-    assert workloads == [Workload("/orgs/1/workloads/u1", (), ("192.168.30.153",))]
+    assert workloads == [Workload("/orgs/1/workloads/u1", (), ("192.168.30.153",), "APV1")]
 
 
 # -- counters, TLS and secrets ---------------------------------------------------------------

@@ -16,6 +16,7 @@ class Workload:
     href: str
     labels: tuple[tuple[str, str], ...]  # (key, value)
     addresses: tuple[str, ...]  # interfaces[].address as given, loopback interfaces removed
+    hostname: str = ""  # for the operator: warnings and membership plans name it where known
 
 
 def count_pairs(tag_map: TagMap) -> int:

@@ -10,11 +10,11 @@ import json
 import logging
 import socket
 import ssl
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeVar, cast
-from urllib.parse import urlsplit
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import quote, urlencode, urlsplit
 
 import ijson
 import requests
@@ -34,7 +34,29 @@ from dagsync.http import (
 )
 from dagsync.models import Workload
 from dagsync.pacing import Pacer, PacingPastDeadline
+from dagsync.pce_parse import (
+    LabelRef,
+    LabelTable,
+    PceEvent,
+    ShapeError,
+    WorkloadProjector,
+    kind,
+    parse_events,
+    parse_label,
+    resolve_labels,
+    rfc3339,
+    workload_href,
+)
 from dagsync.retry import Retrier, RetriesExhausted, Retryable, RetryPolicy
+
+__all__ = [
+    "DEFAULT_REQUESTS_PER_MINUTE",
+    "PCE_RETRY",
+    "PceClient",
+    "PceCredentials",
+    "PceEvent",
+    "PceLimits",
+]
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +76,10 @@ _MIN_POLL_DELAY = 0.2
 _MAX_BACKOFF_POLL_DELAY = 10.0
 _POLL_BACKOFF = 1.5
 _BODY_EXCERPT = 200
+_MAX_EVENTS = 10_000  # the most one events GET returns (docs/protocols.md#pce-events)
 _PEM_MARKER = "-----BEGIN CERTIFICATE-----"
 
 T = TypeVar("T")
-_LabelRef = tuple[str, str] | str  # an inline (key, value) or a label href still to resolve
 
 
 @dataclass(frozen=True)
@@ -154,6 +176,7 @@ class PceClient:
         self._session.auth = (credentials.auth_username, credentials.secret)
         self._session.headers["Accept"] = "application/json"
         self._session.headers["User-Agent"] = f"dagsync/{__version__}"
+        self._label_table: LabelTable | None = None
         self.requests_made = 0
         self.bytes_received = 0
 
@@ -165,14 +188,9 @@ class PceClient:
         datafile = self._run_job("workloads")
         workloads, pending = self._download(datafile, "workloads", self._parse_workloads)
         if pending:
-            table = self.fetch_label_table()
+            table = self._labels()
             for index, refs in pending:
-                workload = workloads[index]
-                workloads[index] = Workload(
-                    href=workload.href,
-                    labels=tuple(self._resolve(ref, table, workload.href) for ref in refs),
-                    addresses=workload.addresses,
-                )
+                workloads[index] = resolve_labels(workloads[index], refs, table)
         log.info(
             "read %d workloads from the PCE (%d requests, %d bytes)",
             len(workloads),
@@ -181,10 +199,56 @@ class PceClient:
         )
         return workloads
 
-    def fetch_label_table(self) -> dict[str, tuple[str, str]]:
+    def fetch_workload(self, href: str) -> Workload | None:
+        """One workload by href (any form the PCE writes), or None when it is gone (404 or deleted).
+
+        Parsed and labelled exactly as the inventory's workloads are.
+        """
+        wanted = workload_href(href)
+        if wanted is None or not wanted.startswith(f"/orgs/{self._org}/"):
+            raise PceError(f"{self._scrub(href)[:_BODY_EXCERPT]} is not a workload of org {self._org}")
+        what = f"workload {wanted}"
+        answer = self._get(f"{self._api}{quote(wanted)}", what, answers=frozenset({404}))
+        if answer.status == 404:
+            return None
+        item = self._json(answer, what)
+        projected = self._parsed(
+            f"the PCE's answer for {what}", lambda: WorkloadProjector().project(item, what)
+        )
+        if projected is None:
+            return None
+        workload, refs = projected
+        if workload_href(workload.href) != wanted:
+            raise PceError(f"the PCE answered for {what} with another workload")
+        return resolve_labels(workload, refs, self._labels()) if refs else workload
+
+    def fetch_events(
+        self, since: datetime, *, until: datetime | None = None, max_results: int
+    ) -> list[PceEvent]:
+        """The events from `since` (to `until`), newest first as the PCE sends them.
+
+        One request for at most `max_results` events (the PCE accepts up to 10,000): a page that
+        full may not be the last, and the caller decides what that means
+        (docs/change-feed.md#decision). Raises PceError unless the page is read whole.
+        """
+        if not 1 <= max_results <= _MAX_EVENTS:
+            raise ValueError(f"max_results must be between 1 and {_MAX_EVENTS}, got {max_results}")
+        query = {"timestamp[gte]": rfc3339(since), "max_results": str(max_results)}
+        if until is not None:
+            query["timestamp[lte]"] = rfc3339(until)
+        answer = self._get(f"{self._api}/orgs/{self._org}/events?{urlencode(query)}", "the events")
+        return self._parsed("the PCE's events answer", lambda: parse_events(self._json(answer, "the events")))
+
+    def fetch_label_table(self) -> LabelTable:
         """Label href -> (key, value) for every label; older PCEs give workloads only label hrefs."""
         datafile = self._run_job("labels")
         return self._download(datafile, "labels", self._parse_labels)
+
+    def _labels(self) -> LabelTable:
+        """The label table, read once per client (one client serves one run)."""
+        if self._label_table is None:
+            self._label_table = self.fetch_label_table()
+        return self._label_table
 
     # -- async collection job -------------------------------------------------------------
 
@@ -224,7 +288,7 @@ class PceClient:
             poll = self._get(job_url, f"the job for {collection}")
             job = self._json(poll, f"the job for {collection}")
             if not isinstance(job, dict):
-                raise PceError(f"the PCE job for {collection} answered with {_kind(job)}, not a job object")
+                raise PceError(f"the PCE job for {collection} answered with {kind(job)}, not a job object")
             status = job.get("status")
             if status == "done":
                 result = job.get("result")
@@ -272,7 +336,7 @@ class PceClient:
             response = self._open(url)
             reader = self._reader(response)
             try:
-                return parse(self._items(reader, what))
+                return self._parsed(f"the PCE {what} datafile", lambda: parse(self._items(reader, what)))
             except TransportBroken as exc:
                 raise Retryable(
                     PceError(
@@ -312,102 +376,38 @@ class PceClient:
                 f"(after {reader.count} bytes)"
             ) from None
 
+    @staticmethod
     def _parse_workloads(
-        self, items: Iterator[object]
-    ) -> tuple[list[Workload], list[tuple[int, tuple[_LabelRef, ...]]]]:
+        items: Iterator[object],
+    ) -> tuple[list[Workload], list[tuple[int, tuple[LabelRef, ...]]]]:
         """Project each workload as it streams by; href-only labels are returned to resolve later."""
+        projector = WorkloadProjector()
         workloads: list[Workload] = []
-        pending: list[tuple[int, tuple[_LabelRef, ...]]] = []
-        pairs: dict[tuple[str, str], tuple[str, str]] = {}
+        pending: list[tuple[int, tuple[LabelRef, ...]]] = []
         for position, item in enumerate(items):
-            if not isinstance(item, dict):
-                self._shape("workloads", f"element {position} is {_kind(item)}, not a workload object")
-            href = item.get("href")
-            if not isinstance(href, str) or not href:
-                self._shape("workloads", f"element {position} has no string href")
-            if item.get("deleted") is True:
+            projected = projector.project(item, f"element {position}")
+            if projected is None:
                 continue
-            refs = self._label_refs(item.get("labels"), href, pairs)
-            addresses = self._addresses(item.get("interfaces"), href)
-            if all(isinstance(ref, tuple) for ref in refs):
-                labels = cast("tuple[tuple[str, str], ...]", refs)
-            else:
+            workload, refs = projected
+            if refs:
                 pending.append((len(workloads), refs))
-                labels = ()
-            workloads.append(Workload(href=href, labels=labels, addresses=addresses))
+            workloads.append(workload)
         return workloads, pending
 
-    def _label_refs(
-        self, raw: object, href: str, pairs: dict[tuple[str, str], tuple[str, str]]
-    ) -> tuple[_LabelRef, ...]:
-        if raw is None:
-            return ()
-        if not isinstance(raw, list):
-            self._shape("workloads", f"workload {href} has labels that are {_kind(raw)}, not a list")
-        refs: list[_LabelRef] = []
-        for label in raw:
-            if not isinstance(label, dict) or not isinstance(label.get("href"), str):
-                self._shape("workloads", f"workload {href} has a label without a string href")
-            key, value = label.get("key"), label.get("value")
-            if isinstance(key, str) and isinstance(value, str):
-                pair = pairs.get((key, value))
-                if pair is None:
-                    pair = pairs[(key, value)] = (sys.intern(key), sys.intern(value))
-                refs.append(pair)
-            elif "key" not in label and "value" not in label:
-                refs.append(label["href"])
-            else:
-                self._shape(
-                    "workloads",
-                    f"workload {href} has label {label['href']} that is neither "
-                    "{href, key, value} nor {href}",
-                )
-        return tuple(refs)
-
-    def _addresses(self, raw: object, href: str) -> tuple[str, ...]:
-        if raw is None:
-            return ()
-        if not isinstance(raw, list):
-            self._shape("workloads", f"workload {href} has interfaces that are {_kind(raw)}, not a list")
-        addresses: list[str] = []
-        for interface in raw:
-            if not isinstance(interface, dict):
-                self._shape("workloads", f"workload {href} has an interface that is {_kind(interface)}")
-            if interface.get("loopback") is True:
-                continue
-            address = interface.get("address")
-            if address is None or address == "":
-                continue
-            if not isinstance(address, str):
-                self._shape("workloads", f"workload {href} has an interface address that is {_kind(address)}")
-            addresses.append(address)
-        return tuple(addresses)
-
-    def _parse_labels(self, items: Iterator[object]) -> dict[str, tuple[str, str]]:
-        table: dict[str, tuple[str, str]] = {}
-        for position, item in enumerate(items):
-            if not isinstance(item, dict):
-                self._shape("labels", f"element {position} is {_kind(item)}, not a label object")
-            href, key, value = item.get("href"), item.get("key"), item.get("value")
-            if not (isinstance(href, str) and isinstance(key, str) and isinstance(value, str)):
-                self._shape("labels", f"element {position} lacks a string href, key or value")
-            table[href] = (sys.intern(key), sys.intern(value))
-        return table
-
     @staticmethod
-    def _resolve(ref: _LabelRef, table: Mapping[str, tuple[str, str]], workload: str) -> tuple[str, str]:
-        if isinstance(ref, tuple):
-            return ref
-        try:
-            return table[ref]
-        except KeyError:
-            raise PceError(
-                f"workload {workload} carries label {ref}, which GET /labels does not list; "
-                "the inventory cannot be mapped"
-            ) from None
+    def _parse_labels(items: Iterator[object]) -> LabelTable:
+        return dict(parse_label(item, f"element {position}") for position, item in enumerate(items))
 
-    def _shape(self, what: str, detail: str) -> NoReturn:
-        raise PceError(f"the PCE {what} datafile has an unexpected shape: {self._scrub(detail)}")
+    def _parsed(self, source: str, parse: Callable[[], T]) -> T:
+        """`parse()`, a ShapeError turned into a PceError naming `source`, the secret masked.
+
+        The PceError is raised outside the handler, so the unmasked ShapeError is not chained to it.
+        """
+        try:
+            return parse()
+        except ShapeError as exc:
+            detail = str(exc)
+        raise PceError(f"{source} has an unexpected shape: {self._scrub(detail)}")
 
     # -- HTTP ------------------------------------------------------------------------------
 
@@ -583,21 +583,6 @@ class PceClient:
 def _suffix(detail: str, before: str = ": ", after: str = "") -> str:
     """`detail` framed for a message, or nothing when there is no detail."""
     return f"{before}{detail}{after}" if detail else ""
-
-
-def _kind(value: object) -> str:
-    """A JSON type name for messages; values themselves are never quoted."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    return "a number"
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
