@@ -51,6 +51,7 @@ def _run(
             run_id=context.aws_request_id,
             lease_seconds=settings.lease_seconds(remaining_seconds),
             key_cache=KEY_CACHE,
+            deadline=deadline,
         )
         return engine.run(request, deadline=deadline)
     except DagSyncError as exc:

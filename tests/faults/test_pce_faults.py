@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from app import RunFailed
-from dagsync.pce import PceClient
+from dagsync.pce import PCE_RETRY
 from tests.faults.harness import assert_exact, desired_of, load_snapshot
-from tests.integration.conftest import large_estate, workload
+from tests.integration.conftest import ClientSetup, large_estate, workload
 
-Inject = Callable[[pytest.MonkeyPatch, Any, dict[str, str]], None]
+Inject = Callable[[pytest.MonkeyPatch, Any, dict[str, str], ClientSetup], None]
 
 
 @pytest.fixture
@@ -31,34 +31,41 @@ def closed_port() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def client_defaults(patch: pytest.MonkeyPatch, **values: Any) -> None:
-    defaults = PceClient.__init__.__kwdefaults__
-    patch.setattr(PceClient.__init__, "__kwdefaults__", {**defaults, **values})
-
-
 def attributes(**values: Any) -> Inject:
-    def inject(patch: pytest.MonkeyPatch, pce: Any, urls: dict[str, str]) -> None:
+    def inject(patch: pytest.MonkeyPatch, pce: Any, urls: dict[str, str], clients: ClientSetup) -> None:
         for name, value in values.items():
             patch.setattr(pce, name, value)
 
     return inject
 
 
-def unreachable(patch: pytest.MonkeyPatch, pce: Any, urls: dict[str, str]) -> None:
+def unreachable(patch: pytest.MonkeyPatch, pce: Any, urls: dict[str, str], clients: ClientSetup) -> None:
     patch.setenv("PCE_URL", closed_port())
 
 
-def not_answering(patch: pytest.MonkeyPatch, pce: Any, urls: dict[str, str]) -> None:
-    client_defaults(patch, request_timeout=0.2)
+def not_answering(patch: pytest.MonkeyPatch, pce: Any, urls: dict[str, str], clients: ClientSetup) -> None:
+    clients.configure(timeout=0.2)
     patch.setenv("PCE_URL", urls["black_hole"])
 
 
-def job_never_finishes(patch: pytest.MonkeyPatch, pce: Any, urls: dict[str, str]) -> None:
-    client_defaults(patch, job_deadline=0.2)
+def job_never_finishes(
+    patch: pytest.MonkeyPatch, pce: Any, urls: dict[str, str], clients: ClientSetup
+) -> None:
     patch.setattr(pce, "job_outcome", "running")
 
 
-def wrong_org(patch: pytest.MonkeyPatch, pce: Any, urls: dict[str, str]) -> None:
+def rate_limited_until_the_deadline(retry_after: str | None) -> Inject:
+    """The PCE answers 429 for longer than the run has left (about two minutes here)."""
+
+    def inject(patch: pytest.MonkeyPatch, pce: Any, urls: dict[str, str], clients: ClientSetup) -> None:
+        clients.configure(pce_retry=PCE_RETRY, deadline=clients.clock.now + 125.0)
+        patch.setattr(pce, "rate_limit_next", 1_000_000)
+        patch.setattr(pce, "rate_limit_retry_after", retry_after)
+
+    return inject
+
+
+def wrong_org(patch: pytest.MonkeyPatch, pce: Any, urls: dict[str, str], clients: ClientSetup) -> None:
     patch.setenv("PCE_ORG_ID", "2")
 
 
@@ -70,26 +77,30 @@ BAD_INVENTORY = [
     pytest.param(attributes(secret="rotated-elsewhere"), r"rejected the API key \(HTTP 401\)", id="401"),
     pytest.param(wrong_org, r"refused access \(HTTP 403\)", id="403"),
     pytest.param(
-        attributes(rate_limit_next=10, rate_limit_retry_after="1"),
-        r"HTTP 429 \(rate limiting\); gave up after 3",
+        rate_limited_until_the_deadline("30"),
+        r"HTTP 429 \(rate limiting: too_many_requests: Too Many Requests\); gave up after 5 attempts, "
+        r"having waited 120.0 s: the run's time is nearly out",
         id="429-retry-after",
     ),
     pytest.param(
-        attributes(rate_limit_next=10, rate_limit_retry_after=None),
-        r"HTTP 429 \(rate limiting\); gave up after 3",
+        rate_limited_until_the_deadline(None),
+        r"HTTP 429 \(rate limiting: too_many_requests: Too Many Requests\); gave up after \d+ attempts, "
+        r"having waited \d+\.\d s: the run's time is nearly out",
         id="429-no-retry-after",
     ),
     pytest.param(
-        attributes(fail_next=10, fail_status=500), r"HTTP 500 \(a server error\); gave up after 3", id="500"
+        attributes(fail_next=10, fail_status=500),
+        r"HTTP 500 \(a server error: server_error: Service Unavailable\); gave up after 3 attempts, having waited",
+        id="500",
     ),
     pytest.param(
-        job_never_finishes, r"did not finish within 0.2 s \(last status 'running'\)", id="job-running"
+        job_never_finishes, r"did not finish within 300 s \(last status 'running'\)", id="job-running"
     ),
     pytest.param(attributes(job_outcome="failed"), r"ended with status 'failed'", id="job-failed"),
     pytest.param(attributes(job_outcome="cancelled"), r"ended with status 'cancelled'", id="job-cancelled"),
     pytest.param(
         attributes(datafile_truncate_at=200),
-        r"truncated or not valid JSON: the connection broke after \d+ bytes \(connection reset by peer\) on each of 3",
+        r"truncated or not valid JSON: the connection broke after \d+ bytes \(connection reset by peer\); gave up after 3 attempts",
         id="datafile-cut",
     ),
     pytest.param(
@@ -129,16 +140,18 @@ BAD_INVENTORY = [
 
 @pytest.mark.parametrize(("inject", "message"), BAD_INVENTORY)
 def test_an_incomplete_inventory_stops_the_run_before_any_device_call(
-    deployment, pce, panos, clock, black_hole, monkeypatch, inject: Inject, message: str
+    deployment, pce, panos, clock, black_hole, monkeypatch, fast_retries, inject: Inject, message: str
 ):
     deployment.invoke({})
     before, snapshot_before = panos.table(), load_snapshot(deployment)
     pce.relabel("/orgs/1/workloads/web1", "env", "Quarantine")
     panos.clear_log()
+    options = fast_retries.options
     with monkeypatch.context() as patch:
-        inject(patch, pce, {"black_hole": black_hole})
+        inject(patch, pce, {"black_hole": black_hole}, fast_retries)
         with pytest.raises(RunFailed, match=message):
             deployment.invoke({})
+    fast_retries.options = options
     assert panos.requests == []
     assert (panos.table(), load_snapshot(deployment)) == (before, snapshot_before)
     assert deployment.invoke({})["status"] == "ok"
@@ -160,6 +173,30 @@ def test_a_transient_pce_fault_is_retried_and_the_run_converges(deployment, pce,
     for name, value in fault.items():
         setattr(pce, name, value)
     assert deployment.invoke({})["status"] == "ok"
+    assert_exact(deployment, panos, desired_of(pce), {}, now=clock.now)
+
+
+def test_a_pce_rate_limiting_for_40_seconds_without_retry_after_ends_ok(
+    deployment, pce, panos, clock, fast_retries
+):
+    deployment.invoke({})
+    pce.relabel("/orgs/1/workloads/web1", "env", "Quarantine")
+    pce.rate_limit_next, pce.rate_limit_retry_after = 4, None  # 4 waits of 10-15 s
+    fast_retries.configure(pce_retry=PCE_RETRY)
+    started = fast_retries.clock.now
+    assert deployment.invoke({})["status"] == "ok"
+    assert fast_retries.clock.now - started >= 40.0
+    assert_exact(deployment, panos, desired_of(pce), {}, now=clock.now)
+
+
+def test_a_run_whose_pce_requests_exceed_the_per_minute_budget_is_spaced_and_ends_ok(
+    deployment, pce, panos, clock, fast_retries, monkeypatch
+):
+    monkeypatch.setenv("PCE_MAX_REQUESTS_PER_MINUTE", "2")
+    started = fast_retries.clock.now
+    assert deployment.invoke({})["status"] == "ok"
+    assert pce.count() == 3  # submit, one poll, the datafile
+    assert fast_retries.clock.now - started >= 60.0  # the third request waited for the first to age
     assert_exact(deployment, panos, desired_of(pce), {}, now=clock.now)
 
 

@@ -1,7 +1,10 @@
 """TLS for real: both emulators over HTTPS with a throwaway CA, trusted only through ca_bundle."""
 
+import hashlib
 import json
+import os
 import ssl
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -83,4 +86,27 @@ def test_an_untrusted_panos_certificate_fails_clearly_and_nothing_is_sent(
     assert load_snapshot(tls_deployment) == snapshot_before
     trust(tls_deployment, pce, pce_ca=device_ca, panos_ca=device_ca)
     tls_deployment.invoke({})
+    assert_exact(tls_deployment, panos, desired_of(pce), {}, now=clock.now)
+
+
+@pytest.fixture
+def planted_bundle(device_ca, other_ca) -> Iterator[str]:
+    """Another CA's certificate, planted in the shared temp directory under the name that older
+    versions gave the device CA's bundle file."""
+    pem = device_ca.cert_pem.bytes()
+    path = os.path.join(tempfile.gettempdir(), f"dagsync-ca-{hashlib.sha256(pem).hexdigest()[:16]}.pem")
+    with open(path, "wb") as handle:
+        handle.write(other_ca.cert_pem.bytes())
+    yield path
+    os.remove(path)
+
+
+def test_a_ca_bundle_planted_in_the_shared_temp_directory_is_never_trusted(
+    tls_deployment, pce, panos, device_ca, other_ca, planted_bundle, clock
+):
+    trust(tls_deployment, pce, pce_ca=device_ca, panos_ca=device_ca)
+    summary = tls_deployment.invoke({})
+    assert summary["status"] == "ok"
+    with open(planted_bundle, "rb") as handle:
+        assert handle.read() == other_ca.cert_pem.bytes()
     assert_exact(tls_deployment, panos, desired_of(pce), {}, now=clock.now)

@@ -4,15 +4,22 @@ import io
 import json
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+import app
 from dagsync import observability, runtime
-from dagsync.http import RetryPolicy
+from dagsync.config import Settings
+from dagsync.engine import SyncEngine
+from dagsync.pce import PCE_RETRY
+from dagsync.retry import RetryPolicy
+from dagsync.runtime import ClientOptions
 from emulators.local import LocalDeployment
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator
+from tests.unit.pce_support import FakeClock
 
 ORG = 1
 
@@ -54,11 +61,39 @@ def large_estate(count: int) -> list[dict[str, Any]]:
     ]
 
 
+class ClientSetup:
+    """What the function's composition root builds the clients with in tests: options on a fake clock.
+
+    Three attempts per request keep the fault tests short; waits cost no real time at all.
+    """
+
+    def __init__(self) -> None:
+        self.clock = FakeClock()
+        self.options = ClientOptions(
+            retry=RetryPolicy(attempts=3),
+            pce_retry=replace(PCE_RETRY, attempts=3),
+            sleep=self.clock.sleep,
+            clock=self.clock.monotonic,
+        )
+
+    def configure(self, **changes: Any) -> None:
+        self.options = replace(self.options, **changes)
+
+    def build_engine(self, settings: Settings, **kwargs: Any) -> SyncEngine:
+        return runtime.build_engine(
+            settings,
+            options=self.options,
+            **kwargs,
+        )
+
+
 @pytest.fixture(autouse=True)
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Real retry logic, tiny waits: faults are exercised without slowing the suite."""
-    monkeypatch.setattr(runtime, "DEFAULT_RETRY", RetryPolicy(attempts=3, base_delay=0.001, max_delay=0.01))
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> ClientSetup:
+    """Real retry, polling and pacing logic on a fake clock: every wait advances it, none sleeps."""
+    setup = ClientSetup()
+    monkeypatch.setattr(app, "build_engine", setup.build_engine)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    return setup
 
 
 @pytest.fixture

@@ -255,17 +255,7 @@ class TestIncompleteInventory:
             deployment.invoke(SCHEDULED)
         assert panos.requests == []
 
-    def test_job_running_past_the_deadline_stops_the_run(self, deployment, pce, panos, monkeypatch):
-        from dagsync import pce as pce_module
-
-        monkeypatch.setattr(
-            pce_module.PceClient.__init__,
-            "__kwdefaults__",
-            {
-                **pce_module.PceClient.__init__.__kwdefaults__,
-                "job_deadline": 0.3,
-            },
-        )
+    def test_job_running_past_the_deadline_stops_the_run(self, deployment, pce, panos):
         pce.job_outcome = "running"
         with pytest.raises(RunFailed, match="PCE"):
             deployment.invoke(SCHEDULED)

@@ -4,6 +4,7 @@ import json
 import socket
 import ssl
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -11,16 +12,27 @@ import trustme
 
 from dagsync.credentials import PceCredentials
 from dagsync.errors import PceError
-from dagsync.http import RetryPolicy
 from dagsync.models import Workload
-from dagsync.pce import PceClient
+from dagsync.pacing import Pacer
+from dagsync.pce import PCE_RETRY, PceClient, PceLimits
+from dagsync.retry import Retrier, RetryPolicy
 from emulators.estate import generate_estate
 from emulators.pce import PceEmulator
-from emulators.server import LoopbackServer
-from tests.unit.pce_support import ORG, CurrentApp, FakeClock, interface, workload
+from emulators.server import LoopbackServer, Response
+from tests.unit.pce_support import (
+    ORG,
+    Canned,
+    CurrentApp,
+    FakeClock,
+    interface,
+    json_answer,
+    pce_error,
+    workload,
+)
 
 MakeClient = Callable[..., PceClient]
 WRONG_SECRET = "wrong-secret-5f2e9a0c7d1b4e3f"
+TOO_MANY_REQUESTS = pce_error(429, "too_many_requests_error", "Too Many Requests")
 
 
 @pytest.fixture
@@ -38,12 +50,10 @@ def make_client(server: LoopbackServer, pce: PceEmulator, clock: FakeClock) -> I
         )
         base_url = overrides.pop("base_url", server.url)
         org_id = overrides.pop("org_id", ORG)
-        options: dict[str, Any] = {
-            "retry": RetryPolicy(attempts=4, base_delay=0.5, jitter=lambda: 1.0),
-            "sleep": clock.sleep,
-            "monotonic": clock.monotonic,
-            "request_timeout": 5.0,
-        }
+        policy = overrides.pop("retry", replace(PCE_RETRY, jitter=lambda: 0.5))
+        deadline = overrides.pop("deadline", None)
+        retrier = Retrier(policy, sleep=clock.sleep, clock=clock.monotonic, deadline=deadline)
+        options: dict[str, Any] = {"retrier": retrier, "timeout": 5.0}
         options.update(overrides)
         clients.append(PceClient(base_url, org_id, credentials, **options))
         return clients[-1]
@@ -73,8 +83,13 @@ def test_reads_workload_labels_and_addresses(pce: PceEmulator, make_client: Make
     workloads = make_client().fetch_workloads()
 
     assert workloads == [
-        Workload("/orgs/1/workloads/w1", (("role", "Web"), ("env", "Production")), ("10.0.0.1", "fe80::1")),
-        Workload("/orgs/1/workloads/w2", (("app", "Payments"),), ("10.0.0.2",)),
+        Workload(
+            "/orgs/1/workloads/w1",
+            (("role", "Web"), ("env", "Production")),
+            ("10.0.0.1", "fe80::1"),
+            "w1.example.internal",
+        ),
+        Workload("/orgs/1/workloads/w2", (("app", "Payments"),), ("10.0.0.2",), "w2.example.internal"),
     ]
 
 
@@ -114,7 +129,10 @@ def test_estate_projection_keeps_every_label_and_non_loopback_address(
         expected_addresses = tuple(
             iface["address"] for iface in raw.get("interfaces") or () if not iface["loopback"]
         )
-        assert by_href[raw["href"]] == Workload(raw["href"], expected_labels, expected_addresses)
+        expected_name = raw.get("hostname") or raw.get("name") or ""
+        assert by_href[raw["href"]] == Workload(
+            raw["href"], expected_labels, expected_addresses, expected_name
+        )
 
 
 def test_href_only_labels_are_resolved_through_the_labels_job(
@@ -249,7 +267,7 @@ def test_job_still_running_at_the_deadline_raises(
 ) -> None:
     pce.job_outcome = "running"
 
-    error = _fetch_error(make_client(job_deadline=60.0))
+    error = _fetch_error(make_client(limits=PceLimits(job_deadline=60.0)))
 
     assert "did not finish within 60 s" in str(error)
     assert clock.now == pytest.approx(60.0)
@@ -280,7 +298,7 @@ def test_rate_limit_retry_after_is_honoured(
     assert clock.sleeps[0] == 7.0
 
 
-def test_rate_limit_without_retry_after_backs_off_and_succeeds(
+def test_rate_limit_without_retry_after_waits_ten_to_fifteen_seconds(
     pce: PceEmulator, make_client: MakeClient, clock: FakeClock
 ) -> None:
     pce.set_workloads([workload(pce, "w1", "10.0.0.1")])
@@ -290,7 +308,73 @@ def test_rate_limit_without_retry_after_backs_off_and_succeeds(
     workloads = make_client().fetch_workloads()
 
     assert len(workloads) == 1
-    assert clock.sleeps[:2] == [0.5, 1.0]
+    assert clock.sleeps[:2] == [12.5, 12.5]
+
+
+def test_rate_limit_retry_after_is_honoured_up_to_sixty_seconds(
+    pce: PceEmulator, make_client: MakeClient, clock: FakeClock
+) -> None:
+    pce.set_workloads([workload(pce, "w1", "10.0.0.1")])
+    pce.rate_limit_next = 1
+    pce.rate_limit_retry_after = "300"
+
+    make_client().fetch_workloads()
+
+    assert clock.sleeps[0] == 60.0
+
+
+def test_rate_limiting_without_retry_after_for_40_seconds_then_success_reads_the_inventory(
+    pce: PceEmulator, current: CurrentApp, make_client: MakeClient, clock: FakeClock
+) -> None:
+    pce.set_workloads([workload(pce, "w1", "10.0.0.1")])
+    limited = Canned(TOO_MANY_REQUESTS, active=lambda: clock.now < 40.0)
+    current.canned.append(limited)
+
+    workloads = make_client(deadline=900.0).fetch_workloads()
+
+    assert [w.href for w in workloads] == ["/orgs/1/workloads/w1"]
+    assert limited.served == 4
+    assert clock.sleeps[:4] == [12.5, 12.5, 12.5, 12.5]
+
+
+def test_rate_limiting_that_never_ends_fails_before_the_deadline_naming_the_wait(
+    current: CurrentApp, make_client: MakeClient, clock: FakeClock
+) -> None:
+    current.canned.append(Canned(TOO_MANY_REQUESTS))
+
+    error = _fetch_error(make_client(deadline=120.0))
+
+    assert clock.now <= 120.0
+    assert str(error) == (
+        "the PCE answered GET /api/v2/orgs/1/workloads with HTTP 429 (rate limiting: "
+        "too_many_requests_error: Too Many Requests); gave up after 10 attempts, having waited "
+        "112.5 s: the run's time is nearly out"
+    )
+
+
+def test_pacing_spaces_requests_beyond_the_per_minute_budget(
+    pce: PceEmulator, make_client: MakeClient, clock: FakeClock
+) -> None:
+    pce.set_workloads([workload(pce, "w1", "10.0.0.1")])
+    pacer = Pacer(3, clock=clock.monotonic, sleep=clock.sleep)
+
+    make_client(pacer=pacer).fetch_workloads()
+
+    assert pce.count() == 4
+    assert pacer.waited > 0
+    assert clock.now == 60.0  # the fourth request waits until the first is a minute old
+
+
+def test_pacing_that_would_wait_past_the_deadline_sends_nothing_more(
+    pce: PceEmulator, make_client: MakeClient, clock: FakeClock
+) -> None:
+    pce.set_workloads([workload(pce, "w1", "10.0.0.1")])
+    pacer = Pacer(2, clock=clock.monotonic, sleep=clock.sleep, deadline=30.0)
+
+    error = _fetch_error(make_client(pacer=pacer, deadline=30.0))
+
+    assert "pacing to 2 requests per minute would wait" in str(error)
+    assert pce.count() == 2
 
 
 def test_server_errors_are_retried_then_succeed(pce: PceEmulator, make_client: MakeClient) -> None:
@@ -324,13 +408,44 @@ def test_persistent_server_errors_raise_after_the_retry_budget(
     assert pce.count() == 3
 
 
-def test_persistent_rate_limiting_raises(pce: PceEmulator, make_client: MakeClient) -> None:
-    pce.rate_limit_next = 100
+def test_server_error_body_token_and_message_are_in_the_error(
+    current: CurrentApp, make_client: MakeClient
+) -> None:
+    current.canned.append(Canned(pce_error(500, "internal_server_error", "Database is read-only")))
+
+    error = _fetch_error(make_client(retry=RetryPolicy(attempts=2, base_delay=0)))
+
+    assert "HTTP 500 (a server error: internal_server_error: Database is read-only)" in str(error)
+
+
+def test_client_error_body_token_and_message_are_in_the_error(
+    current: CurrentApp, make_client: MakeClient
+) -> None:
+    current.canned.append(Canned(pce_error(406, "not_acceptable_error", "Accept header not supported")))
 
     error = _fetch_error(make_client())
 
-    assert "HTTP 429" in str(error)
-    assert pce.count() == 4
+    assert str(error).endswith("HTTP 406: not_acceptable_error: Accept header not supported")
+
+
+def test_an_error_page_that_is_not_the_pces_is_never_quoted(
+    current: CurrentApp, make_client: MakeClient
+) -> None:
+    page = b"<html>Bad request. You sent: Authorization: Basic YXBpXzE6c2VjcmV0</html>"
+    current.canned.append(Canned(Response(status=400, body=page, headers={"Content-Type": "text/html"})))
+
+    error = _fetch_error(make_client())
+
+    assert str(error) == "the PCE answered GET /api/v2/orgs/1/workloads with HTTP 400"
+
+
+def test_a_failed_job_names_its_result_message(current: CurrentApp, make_client: MakeClient) -> None:
+    failed = {"href": "/orgs/1/jobs/j1", "status": "failed", "result": {"message": "Export exceeded 2 GB"}}
+    current.canned.append(Canned(json_answer(200, failed), path="/jobs/"))
+
+    error = _fetch_error(make_client())
+
+    assert "ended with status 'failed' (Export exceeded 2 GB)" in str(error)
 
 
 def test_connection_reset_is_retried(pce: PceEmulator, make_client: MakeClient) -> None:
@@ -533,6 +648,26 @@ def test_workload_public_ip_is_not_an_address(pce: PceEmulator, make_client: Mak
     assert workloads[0].addresses == ("10.0.0.1",)
 
 
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        ({"hostname": "web-01.example.internal", "name": "web-01"}, "web-01.example.internal"),
+        ({"hostname": "", "name": "APV1"}, "APV1"),
+        ({"hostname": None, "name": None}, ""),
+        ({"hostname": 42, "name": ["not", "a", "name"]}, ""),
+    ],
+    ids=["hostname", "name-when-no-hostname", "neither", "not-strings"],
+)
+def test_the_hostname_is_the_hostname_else_the_name(
+    pce: PceEmulator, make_client: MakeClient, names: dict[str, Any], expected: str
+) -> None:
+    pce.set_workloads([workload(pce, "w1", "10.0.0.1", **names)])
+
+    workloads = make_client().fetch_workloads()
+
+    assert workloads[0].hostname == expected
+
+
 def test_inline_label_values_are_kept_unchanged(pce: PceEmulator, make_client: MakeClient) -> None:
     value = ' The "Big"   Ledger\'s '
     pce.set_workloads([workload(pce, "w1", "10.0.0.1", labels={"app": value})])
@@ -548,7 +683,7 @@ def test_unmanaged_workloads_are_read(pce: PceEmulator, make_client: MakeClient)
 
     workloads = make_client().fetch_workloads()
 
-    assert workloads == [Workload("/orgs/1/workloads/u1", (), ("192.168.30.153",))]
+    assert workloads == [Workload("/orgs/1/workloads/u1", (), ("192.168.30.153",), "APV1")]
 
 
 # -- counters, TLS and secrets ---------------------------------------------------------------
@@ -646,6 +781,7 @@ def test_secret_never_appears_in_errors(
             pce.fail_next = 100
         case "rate-limit":
             pce.rate_limit_next = 100
+            pce.rate_limit_retry_after = secret
         case "job-failed":
             pce.job_outcome = "failed"
         case "truncated":
@@ -659,6 +795,6 @@ def test_secret_never_appears_in_errors(
                 probe.bind(("127.0.0.1", 0))
                 base_url = f"http://127.0.0.1:{probe.getsockname()[1]}"
 
-    error = _fetch_error(make_client(credentials=credentials, base_url=base_url))
+    error = _fetch_error(make_client(credentials=credentials, base_url=base_url, deadline=60.0))
 
     assert secret not in _error_texts(error)

@@ -39,7 +39,10 @@ def main(argv: list[str] | None = None) -> int:
             for note in settings.insecure_settings():
                 print(f"warning: {note}", file=sys.stderr)
             engine = build_engine(
-                settings, run_id=f"cli-{uuid.uuid4()}", lease_seconds=settings.lease_seconds(args.deadline)
+                settings,
+                run_id=f"cli-{uuid.uuid4()}",
+                lease_seconds=settings.lease_seconds(args.deadline),
+                deadline=deadline,
             )
             result = engine.run(request, deadline=deadline)
         except DagSyncError as exc:

@@ -6,14 +6,15 @@ incrementally, keeping only the Workload projection, and any defect in it fails 
 read: the engine computes deletions from this list, so partial data must never come back.
 """
 
+import json
 import logging
 import socket
 import ssl
-import sys
-import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, NoReturn, TypeVar, cast
-from urllib.parse import urlsplit
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import quote, urlencode, urlsplit
 
 import ijson
 import requests
@@ -22,8 +23,40 @@ import urllib3.exceptions
 from dagsync import __version__
 from dagsync.credentials import PceCredentials
 from dagsync.errors import PceError
-from dagsync.http import RetryPolicy, Sleep, new_session, parse_retry_after, tls_verify
+from dagsync.http import (
+    READ_CHUNK,
+    BodyReader,
+    TransferAborted,
+    TransferLimits,
+    TransportBroken,
+    new_session,
+    parse_retry_after,
+    tls_verify,
+)
 from dagsync.models import Workload
+from dagsync.pacing import Pacer, PacingPastDeadline
+from dagsync.pce_parse import (
+    LabelRef,
+    LabelTable,
+    PceEvent,
+    ShapeError,
+    WorkloadProjector,
+    kind,
+    parse_events,
+    parse_label,
+    resolve_labels,
+    rfc3339,
+    workload_href,
+)
+from dagsync.retry import Retrier, RetriesExhausted, Retryable, RetryPolicy
+
+__all__ = [
+    "DEFAULT_REQUESTS_PER_MINUTE",
+    "PCE_RETRY",
+    "PceClient",
+    "PceEvent",
+    "PceLimits",
+]
 
 log = logging.getLogger(__name__)
 
@@ -32,21 +65,51 @@ try:
 except ImportError:  # pragma: no cover - the C backend ships in the ijson wheels we deploy
     _ijson = ijson
 
-_DEFAULT_RETRY = RetryPolicy()
-_READ_CHUNK = 64 * 1024
+# The PCE counts its rate limit per minute, so a 429 is no case for a 2-second backoff: it waits
+# the PCE's Retry-After (up to 60 s), or 10-15 s without one, and is tried again for as long as
+# the run's time allows. See docs/sync.md#retries and docs/protocols.md#pce-rate-limits.
+PCE_RETRY = RetryPolicy(max_retry_after=60.0, rate_limited_wait=(10.0, 15.0), rate_limited_attempts=None)
+DEFAULT_REQUESTS_PER_MINUTE = 100  # PCE_MAX_REQUESTS_PER_MINUTE, docs/sync.md#pacing
+_ERROR_BODY_LIMIT = 64 * 1024
 _FIRST_POLL_DELAY = 1.0
 _MIN_POLL_DELAY = 0.2
 _MAX_BACKOFF_POLL_DELAY = 10.0
 _POLL_BACKOFF = 1.5
 _BODY_EXCERPT = 200
-_PEM_MARKER = "-----BEGIN CERTIFICATE-----"
+_MAX_EVENTS = 10_000  # the most one events GET returns (docs/protocols.md#pce-events)
+
 
 T = TypeVar("T")
-_LabelRef = tuple[str, str] | str  # an inline (key, value) or a label href still to resolve
+
+
+@dataclass(frozen=True)
+class PceLimits:
+    """How much and how long the client reads from the PCE before it gives up, as named data.
+
+    See docs/sync.md#reading-the-inventory.
+    """
+
+    job_deadline: float = 300.0  # an async collection job must be done within this
+    max_answer_bytes: int = 16 * 1024 * 1024  # any JSON answer but a datafile, decompressed
+    transfer: TransferLimits = field(default_factory=TransferLimits)  # every body, the datafile's too
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A PCE answer read whole."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
 
 
 class PceClient:
-    """Reads every workload of one org. Counters feed the run summary and the benchmarks."""
+    """Reads the workloads of one org. Counters feed the run summary and the benchmarks.
+
+    `retrier` carries the run's retry policy, clock, sleep and deadline: every wait of the
+    client (retries, pacing and job polls) goes through them, so a fake clock makes a test
+    instant. `pacer` is the run's one PCE pacer, passed to every request before it is sent.
+    """
 
     def __init__(
         self,
@@ -55,25 +118,29 @@ class PceClient:
         credentials: PceCredentials,
         *,
         verify_tls: bool = True,
-        retry: RetryPolicy = _DEFAULT_RETRY,
-        request_timeout: float = 30.0,
-        job_deadline: float = 300.0,
-        sleep: Sleep = time.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
+        retrier: Retrier | None = None,
+        pacer: Pacer | None = None,
+        timeout: float = 30.0,
+        limits: PceLimits = PceLimits(),
     ) -> None:
         self._base = base_url.rstrip("/")
         self._api = f"{self._base}/api/v2"
         self._org = org_id
         self._secret = credentials.secret.get_secret_value()
-        self._retry = retry
-        self._timeout = request_timeout
-        self._job_deadline = job_deadline
-        self._sleep = sleep
-        self._monotonic = monotonic
+        self._retrier = retrier or Retrier(PCE_RETRY)
+        self._pacer = pacer or Pacer(
+            DEFAULT_REQUESTS_PER_MINUTE,
+            clock=self._retrier.clock,
+            sleep=self._retrier.sleep,
+            deadline=self._retrier.deadline,
+        )
+        self._timeout = timeout
+        self._limits = limits
         self._session = new_session(tls_verify(verify_tls, credentials.ca_bundle))
-        self._session.auth = (credentials.auth_username, credentials.secret.get_secret_value())
+        self._session.auth = (credentials.auth_username, self._secret)
         self._session.headers["Accept"] = "application/json"
         self._session.headers["User-Agent"] = f"dagsync/{__version__}"
+        self._label_table: LabelTable | None = None
         self.requests_made = 0
         self.bytes_received = 0
 
@@ -85,14 +152,9 @@ class PceClient:
         datafile = self._run_job("workloads")
         workloads, pending = self._download(datafile, "workloads", self._parse_workloads)
         if pending:
-            table = self.fetch_label_table()
+            table = self._labels()
             for index, refs in pending:
-                workload = workloads[index]
-                workloads[index] = Workload(
-                    href=workload.href,
-                    labels=tuple(self._resolve(ref, table, workload.href) for ref in refs),
-                    addresses=workload.addresses,
-                )
+                workloads[index] = resolve_labels(workloads[index], refs, table)
         log.info(
             "read %d workloads from the PCE (%d requests, %d bytes)",
             len(workloads),
@@ -101,45 +163,96 @@ class PceClient:
         )
         return workloads
 
-    def fetch_label_table(self) -> dict[str, tuple[str, str]]:
+    def fetch_workload(self, href: str) -> Workload | None:
+        """One workload by href (any form the PCE writes), or None when it is gone (404 or deleted).
+
+        Parsed and labelled exactly as the inventory's workloads are.
+        """
+        wanted = workload_href(href)
+        if wanted is None or not wanted.startswith(f"/orgs/{self._org}/"):
+            raise PceError(f"{self._scrub(href)[:_BODY_EXCERPT]} is not a workload of org {self._org}")
+        what = f"workload {wanted}"
+        answer = self._get(f"{self._api}{quote(wanted)}", what, answers=frozenset({404}))
+        if answer.status == 404:
+            return None
+        item = self._json(answer, what)
+        projected = self._parsed(
+            f"the PCE's answer for {what}", lambda: WorkloadProjector().project(item, what)
+        )
+        if projected is None:
+            return None
+        workload, refs = projected
+        if workload_href(workload.href) != wanted:
+            raise PceError(f"the PCE answered for {what} with another workload")
+        return resolve_labels(workload, refs, self._labels()) if refs else workload
+
+    def fetch_events(
+        self, since: datetime, *, until: datetime | None = None, max_results: int
+    ) -> list[PceEvent]:
+        """The events from `since` (to `until`), newest first as the PCE sends them.
+
+        One request for at most `max_results` events (the PCE accepts up to 10,000): a page that
+        full may not be the last, and the caller decides what that means
+        (docs/change-feed.md#decision). Raises PceError unless the page is read whole.
+        """
+        if not 1 <= max_results <= _MAX_EVENTS:
+            raise ValueError(f"max_results must be between 1 and {_MAX_EVENTS}, got {max_results}")
+        query = {"timestamp[gte]": rfc3339(since), "max_results": str(max_results)}
+        if until is not None:
+            query["timestamp[lte]"] = rfc3339(until)
+        answer = self._get(f"{self._api}/orgs/{self._org}/events?{urlencode(query)}", "the events")
+        return self._parsed("the PCE's events answer", lambda: parse_events(self._json(answer, "the events")))
+
+    def fetch_label_table(self) -> LabelTable:
         """Label href -> (key, value) for every label; older PCEs give workloads only label hrefs."""
         datafile = self._run_job("labels")
         return self._download(datafile, "labels", self._parse_labels)
+
+    def _labels(self) -> LabelTable:
+        """The label table, read once per client (one client serves one run)."""
+        if self._label_table is None:
+            self._label_table = self.fetch_label_table()
+        return self._label_table
 
     # -- async collection job -------------------------------------------------------------
 
     def _run_job(self, collection: str) -> str:
         """Submit an async collection job, wait for it within the deadline, return the datafile URL."""
         url = f"{self._api}/orgs/{self._org}/{collection}"
-        response = self._get(url, headers={"Prefer": "respond-async"})
-        if response.status_code != 202:
+        response = self._get(url, f"the async request for {collection}", headers={"Prefer": "respond-async"})
+        if response.status != 202:
             # A synchronous answer holds at most 500 objects with no sign of truncation, so it is
             # never taken as the inventory.
             raise PceError(
-                f"the PCE answered the async request for {collection} with HTTP {response.status_code} "
+                f"the PCE answered the async request for {collection} with HTTP {response.status} "
                 "instead of 202 Accepted; a synchronous answer may be silently truncated at 500 objects"
             )
         location = response.headers.get("Location")
         if not location:
             raise PceError(f"the PCE accepted the async request for {collection} but sent no Location header")
         job_url = self._absolute(location)
-        deadline = self._monotonic() + self._job_deadline
+        clock = self._retrier.clock
+        run_left = self._retrier.remaining()
+        budget = round(
+            self._limits.job_deadline if run_left is None else min(self._limits.job_deadline, run_left), 1
+        )
+        deadline = clock() + budget
         delay = parse_retry_after(response.headers.get("Retry-After"))
         if delay is None:
             delay = _FIRST_POLL_DELAY
         status: object = "submitted"
         while True:
-            remaining = deadline - self._monotonic()
+            remaining = deadline - clock()
             if remaining <= 0:
                 raise PceError(
                     f"the PCE job for {collection} ({urlsplit(job_url).path}) did not finish within "
-                    f"{self._job_deadline:g} s (last status {status!r})"
+                    f"{budget:g} s (last status {status!r})"
                 )
-            self._sleep(min(max(delay, _MIN_POLL_DELAY), remaining))
-            poll = self._get(job_url)
+            self._retrier.sleep(min(max(delay, _MIN_POLL_DELAY), remaining))
+            poll = self._get(job_url, f"the job for {collection}")
             job = self._json(poll, f"the job for {collection}")
             if not isinstance(job, dict):
-                raise PceError(f"the PCE job for {collection} answered with {_kind(job)}, not a job object")
+                raise PceError(f"the PCE job for {collection} answered with {kind(job)}, not a job object")
             status = job.get("status")
             if status == "done":
                 result = job.get("result")
@@ -181,34 +294,31 @@ class PceClient:
     # -- datafile streaming ----------------------------------------------------------------
 
     def _download(self, url: str, what: str, parse: Callable[[Iterator[object]], T]) -> T:
-        """GET a datafile and parse it as a stream, retrying transport failures from the start."""
-        attempt = 0
-        while True:
-            attempt += 1
-            response = self._get(url, stream=True)
-            reader = _BodyReader(response.raw)
+        """GET a datafile and parse it as a stream; a connection that breaks is read again from the start."""
+
+        def attempt() -> T:
+            response = self._open(url)
+            reader = self._reader(response)
             try:
-                return parse(self._items(reader, what))
-            except _TransportBroken as exc:
-                if attempt >= self._retry.attempts:
-                    raise PceError(
+                return self._parsed(f"the PCE {what} datafile", lambda: parse(self._items(reader, what)))
+            except TransportBroken as exc:
+                raise Retryable(
+                    PceError(
                         f"the PCE {what} datafile is truncated or not valid JSON: the connection broke "
-                        f"after {reader.count} bytes ({exc}) on each of {attempt} attempts"
-                    ) from exc.__cause__
-                delay = self._retry.delay(attempt)
-                log.warning(
-                    "PCE %s datafile download broke after %d bytes (%s); retrying in %.1f s",
-                    what,
-                    reader.count,
-                    exc,
-                    delay,
-                )
-                self._sleep(delay)
+                        f"after {reader.count} bytes ({_transport_reason(exc)})"
+                    )
+                ) from exc.__cause__
+            except TransferAborted as exc:
+                raise PceError(
+                    f"the PCE {what} datafile was abandoned after {reader.count} bytes: {exc}"
+                ) from None
             finally:
                 self.bytes_received += reader.count
                 response.close()
 
-    def _items(self, reader: "_BodyReader", what: str) -> Iterator[object]:
+        return self._retried(attempt)
+
+    def _items(self, reader: BodyReader, what: str) -> Iterator[object]:
         """The top-level array's elements, one at a time; anything else raises PceError."""
         first = reader.peek_first_byte()
         if first is None:
@@ -222,7 +332,7 @@ class PceClient:
                 f"the PCE {what} datafile is truncated or not valid JSON: it does not start with '['"
             )
         try:
-            yield from _ijson.items(reader, "item", use_float=True, buf_size=_READ_CHUNK)
+            yield from _ijson.items(reader, "item", use_float=True, buf_size=READ_CHUNK)
         except ijson.JSONError as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise PceError(
@@ -230,161 +340,161 @@ class PceClient:
                 f"(after {reader.count} bytes)"
             ) from None
 
+    @staticmethod
     def _parse_workloads(
-        self, items: Iterator[object]
-    ) -> tuple[list[Workload], list[tuple[int, tuple[_LabelRef, ...]]]]:
+        items: Iterator[object],
+    ) -> tuple[list[Workload], list[tuple[int, tuple[LabelRef, ...]]]]:
         """Project each workload as it streams by; href-only labels are returned to resolve later."""
+        projector = WorkloadProjector()
         workloads: list[Workload] = []
-        pending: list[tuple[int, tuple[_LabelRef, ...]]] = []
-        pairs: dict[tuple[str, str], tuple[str, str]] = {}
+        pending: list[tuple[int, tuple[LabelRef, ...]]] = []
         for position, item in enumerate(items):
-            if not isinstance(item, dict):
-                self._shape("workloads", f"element {position} is {_kind(item)}, not a workload object")
-            href = item.get("href")
-            if not isinstance(href, str) or not href:
-                self._shape("workloads", f"element {position} has no string href")
-            if item.get("deleted") is True:
+            projected = projector.project(item, f"element {position}")
+            if projected is None:
                 continue
-            refs = self._label_refs(item.get("labels"), href, pairs)
-            addresses = self._addresses(item.get("interfaces"), href)
-            if all(isinstance(ref, tuple) for ref in refs):
-                labels = cast("tuple[tuple[str, str], ...]", refs)
-            else:
+            workload, refs = projected
+            if refs:
                 pending.append((len(workloads), refs))
-                labels = ()
-            workloads.append(Workload(href=href, labels=labels, addresses=addresses))
+            workloads.append(workload)
         return workloads, pending
 
-    def _label_refs(
-        self, raw: object, href: str, pairs: dict[tuple[str, str], tuple[str, str]]
-    ) -> tuple[_LabelRef, ...]:
-        if raw is None:
-            return ()
-        if not isinstance(raw, list):
-            self._shape("workloads", f"workload {href} has labels that are {_kind(raw)}, not a list")
-        refs: list[_LabelRef] = []
-        for label in raw:
-            if not isinstance(label, dict) or not isinstance(label.get("href"), str):
-                self._shape("workloads", f"workload {href} has a label without a string href")
-            key, value = label.get("key"), label.get("value")
-            if isinstance(key, str) and isinstance(value, str):
-                pair = pairs.get((key, value))
-                if pair is None:
-                    pair = pairs[(key, value)] = (sys.intern(key), sys.intern(value))
-                refs.append(pair)
-            elif "key" not in label and "value" not in label:
-                refs.append(label["href"])
-            else:
-                self._shape(
-                    "workloads",
-                    f"workload {href} has label {label['href']} that is neither "
-                    "{href, key, value} nor {href}",
-                )
-        return tuple(refs)
-
-    def _addresses(self, raw: object, href: str) -> tuple[str, ...]:
-        if raw is None:
-            return ()
-        if not isinstance(raw, list):
-            self._shape("workloads", f"workload {href} has interfaces that are {_kind(raw)}, not a list")
-        addresses: list[str] = []
-        for interface in raw:
-            if not isinstance(interface, dict):
-                self._shape("workloads", f"workload {href} has an interface that is {_kind(interface)}")
-            if interface.get("loopback") is True:
-                continue
-            address = interface.get("address")
-            if address is None or address == "":
-                continue
-            if not isinstance(address, str):
-                self._shape("workloads", f"workload {href} has an interface address that is {_kind(address)}")
-            addresses.append(address)
-        return tuple(addresses)
-
-    def _parse_labels(self, items: Iterator[object]) -> dict[str, tuple[str, str]]:
-        table: dict[str, tuple[str, str]] = {}
-        for position, item in enumerate(items):
-            if not isinstance(item, dict):
-                self._shape("labels", f"element {position} is {_kind(item)}, not a label object")
-            href, key, value = item.get("href"), item.get("key"), item.get("value")
-            if not (isinstance(href, str) and isinstance(key, str) and isinstance(value, str)):
-                self._shape("labels", f"element {position} lacks a string href, key or value")
-            table[href] = (sys.intern(key), sys.intern(value))
-        return table
-
     @staticmethod
-    def _resolve(ref: _LabelRef, table: Mapping[str, tuple[str, str]], workload: str) -> tuple[str, str]:
-        if isinstance(ref, tuple):
-            return ref
-        try:
-            return table[ref]
-        except KeyError:
-            raise PceError(
-                f"workload {workload} carries label {ref}, which GET /labels does not list; "
-                "the inventory cannot be mapped"
-            ) from None
+    def _parse_labels(items: Iterator[object]) -> LabelTable:
+        return dict(parse_label(item, f"element {position}") for position, item in enumerate(items))
 
-    def _shape(self, what: str, detail: str) -> NoReturn:
-        raise PceError(f"the PCE {what} datafile has an unexpected shape: {self._scrub(detail)}")
+    def _parsed(self, source: str, parse: Callable[[], T]) -> T:
+        """`parse()`, a ShapeError turned into a PceError naming `source`, the secret masked.
+
+        The PceError is raised outside the handler, so the unmasked ShapeError is not chained to it.
+        """
+        try:
+            return parse()
+        except ShapeError as exc:
+            detail = str(exc)
+        raise PceError(f"{source} has an unexpected shape: {self._scrub(detail)}")
 
     # -- HTTP ------------------------------------------------------------------------------
 
     def _get(
-        self, url: str, *, headers: Mapping[str, str] | None = None, stream: bool = False
-    ) -> requests.Response:
-        """One GET with retries for 429, 5xx and transport errors; other failures raise PceError."""
+        self,
+        url: str,
+        what: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        answers: frozenset[int] = frozenset(),
+    ) -> _Answer:
+        """One GET read whole (at most `max_answer_bytes`), retried by the policy.
+
+        Error statuses in `answers` are returned as answers instead of raised.
+        """
         path = urlsplit(url).path
-        attempt = 0
-        while True:
-            attempt += 1
-            self.requests_made += 1
+
+        def attempt() -> _Answer:
+            response = self._send(url, path, headers, answers)
+            reader = self._reader(response)
             try:
-                response = self._session.get(url, headers=headers, timeout=self._timeout, stream=stream)
-            except requests.exceptions.SSLError as exc:
-                raise PceError(
-                    f"TLS verification of the PCE failed for {self._base}: {_tls_reason(exc)} "
-                    "(set ca_bundle in the PCE secret)"
-                ) from exc
-            except (
-                requests.ConnectionError,
-                requests.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-            ) as exc:
-                reason = _transport_reason(exc)
-                if attempt >= self._retry.attempts:
-                    raise PceError(
-                        f"could not reach the PCE at {self._base} (GET {path}): {reason}; "
-                        f"gave up after {attempt} attempts"
-                    ) from exc
-                delay = self._retry.delay(attempt)
-                log.warning("PCE GET %s failed (%s); retrying in %.1f s", path, reason, delay)
-                self._sleep(delay)
-                continue
-            status = response.status_code
-            # [unverified] Whether a PCE 429 carries Retry-After is undocumented: it is honoured when
-            # present (capped by the policy), otherwise the policy's backoff applies.
-            if status == 429 or status >= 500:
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                self._consume(response)
-                if attempt >= self._retry.attempts:
-                    cause = "rate limiting" if status == 429 else "a server error"
-                    raise PceError(
-                        f"the PCE kept answering GET {path} with HTTP {status} ({cause}); "
-                        f"gave up after {attempt} attempts"
+                body = reader.read_all(self._limits.max_answer_bytes)
+            except TransportBroken as exc:
+                raise Retryable(
+                    PceError(
+                        f"the connection to the PCE at {self._base} broke while GET {path} was answered "
+                        f"({_transport_reason(exc)})"
                     )
-                delay = self._retry.delay(attempt, retry_after)
-                log.warning("PCE GET %s answered HTTP %d; retrying in %.1f s", path, status, delay)
-                self._sleep(delay)
-                continue
-            if status in (401, 403):
-                self._consume(response)
-                raise PceError(self._auth_message(status, path))
-            if status >= 400:
-                excerpt = self._excerpt(response)
-                raise PceError(f"the PCE answered GET {path} with HTTP {status}{excerpt}")
-            if not stream:
-                self.bytes_received += len(response.content)
+                ) from exc.__cause__
+            except TransferAborted as exc:
+                raise PceError(
+                    f"the PCE's answer for {what} (GET {path}) was abandoned after {reader.count} bytes: {exc}"
+                ) from None
+            finally:
+                self.bytes_received += reader.count
+                response.close()
+            return _Answer(response.status_code, response.headers, body)
+
+        return self._retried(attempt)
+
+    def _open(self, url: str) -> requests.Response:
+        """One GET whose body is left to the caller to stream, retried by the policy."""
+        path = urlsplit(url).path
+        return self._retried(lambda: self._send(url, path, None, frozenset()))
+
+    def _retried(self, attempt: Callable[[], T]) -> T:
+        try:
+            return self._retrier.call(
+                attempt,
+                on_retry=lambda retry, _attempt, delay: log.warning(
+                    "%s; retrying in %.1f s", retry.error, delay
+                ),
+            )
+        except RetriesExhausted as exhausted:
+            raise PceError(f"{exhausted.error}; {exhausted.summary}") from exhausted.error
+
+    def _reader(self, response: requests.Response) -> BodyReader:
+        return BodyReader(
+            response.raw,
+            limits=self._limits.transfer,
+            clock=self._retrier.clock,
+            deadline=self._retrier.deadline,
+        )
+
+    def _send(
+        self, url: str, path: str, headers: Mapping[str, str] | None, answers: frozenset[int]
+    ) -> requests.Response:
+        """One paced request; its status is checked, its body is not read yet."""
+        try:
+            self._pacer.wait()
+        except PacingPastDeadline as exc:
+            raise PceError(f"GET {path} was not sent to the PCE: {exc}") from None
+        self.requests_made += 1
+        try:
+            response = self._session.get(
+                url, headers=headers, timeout=self._timeout, stream=True, allow_redirects=False
+            )
+        except requests.exceptions.SSLError as exc:
+            raise PceError(
+                f"TLS verification of the PCE failed for {self._base}: {_tls_reason(exc)} "
+                "(set ca_bundle in the PCE secret)"
+            ) from exc
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
+            error = PceError(
+                f"could not reach the PCE at {self._base} (GET {path}): {_transport_reason(exc)}"
+            )
+            error.__cause__ = exc
+            raise Retryable(error) from exc
+        status = response.status_code
+        if status < 300 or status in answers:
             return response
+        if status < 400:
+            response.close()
+            raise PceError(self._redirect_message(status, path, response.headers.get("Location")))
+        # [unverified] Whether a PCE 429 carries Retry-After is undocumented: it is honoured when
+        # present (within the policy's bounds), otherwise the policy's rate-limited wait applies.
+        if status == 429 or status >= 500:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            cause = "rate limiting" if status == 429 else "a server error"
+            said = _suffix(self._error_detail(response))
+            raise Retryable(
+                PceError(f"the PCE answered GET {path} with HTTP {status} ({cause}{said})"),
+                retry_after=retry_after,
+                rate_limited=status == 429,
+            )
+        if status in (401, 403):
+            said = _suffix(self._error_detail(response), " (the PCE said: ", ")")
+            raise PceError(self._auth_message(status, path) + said)
+        said = _suffix(self._error_detail(response))
+        raise PceError(f"the PCE answered GET {path} with HTTP {status}{said}")
+
+    def _redirect_message(self, status: int, path: str, location: str | None) -> str:
+        """Redirects are never followed (docs/sync.md#redirects): no credential leaves for another host."""
+        target = self._scrub(location)[:_BODY_EXCERPT] if location else "no Location"
+        return (
+            f"the PCE answered GET {path} with a redirect (HTTP {status}) to {target}; redirects are "
+            "never followed, so that no credential leaves for another host: set PCE_URL to the "
+            "address that answers"
+        )
 
     def _auth_message(self, status: int, path: str) -> str:
         if status == 401:
@@ -397,24 +507,35 @@ class PceClient:
             f"on org {self._org}, or PCE_ORG_ID is not the key's org"
         )
 
-    def _consume(self, response: requests.Response) -> bytes:
-        """Read and close a response that is not used further, counting what it carried."""
+    def _error_detail(self, response: requests.Response) -> str:
+        """The PCE's own words from an error body `[{"token": ..., "message": ...}]`, scrubbed.
+
+        Any other body (a proxy's or load balancer's page) is never quoted: it may echo the
+        request, and with it the Authorization header.
+        """
+        reader = self._reader(response)
         try:
-            body = response.content or b""
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
-            body = b""
+            errors = json.loads(reader.read_all(_ERROR_BODY_LIMIT))
+        except (TransportBroken, TransferAborted, ValueError):
+            return ""
         finally:
+            self.bytes_received += reader.count
             response.close()
-        self.bytes_received += len(body)
-        return body
+        if isinstance(errors, dict):
+            errors = [errors]
+        if not isinstance(errors, list):
+            return ""
+        parts = []
+        for error in errors[:3]:
+            if isinstance(error, dict):
+                words = [error.get(name) for name in ("token", "message")]
+                parts.append(": ".join(word for word in words if isinstance(word, str) and word))
+        return self._scrub("; ".join(part for part in parts if part))[:_BODY_EXCERPT]
 
-    def _excerpt(self, response: requests.Response) -> str:
-        text = self._consume(response).decode("utf-8", "replace").strip()
-        return f": {self._scrub(text)[:_BODY_EXCERPT]}" if text else ""
-
-    def _json(self, response: requests.Response, what: str) -> object:
+    @staticmethod
+    def _json(answer: _Answer, what: str) -> object:
         try:
-            return response.json()
+            return json.loads(answer.body)
         except ValueError:
             raise PceError(f"the PCE answered for {what} with a body that is not JSON") from None
 
@@ -423,59 +544,9 @@ class PceClient:
         return text.replace(self._secret, "***") if self._secret else text
 
 
-class _TransportBroken(Exception):
-    """The datafile connection broke mid-stream; the download may be retried from the start."""
-
-
-class _BodyReader:
-    """A file-like view of a streamed body that counts bytes and lets the first byte be sniffed."""
-
-    def __init__(self, raw: Any) -> None:
-        self._raw = raw
-        self._buffer = b""
-        self.count = 0
-
-    def _read_raw(self, size: int) -> bytes:
-        try:
-            chunk: bytes = self._raw.read(size, decode_content=True)
-        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
-            raise _TransportBroken(_transport_reason(exc)) from exc
-        self.count += len(chunk)
-        return chunk
-
-    def peek_first_byte(self) -> int | None:
-        """The first non-whitespace byte (kept for the parser), or None for an empty body."""
-        while True:
-            chunk = self._read_raw(_READ_CHUNK)
-            if not chunk:
-                return None
-            stripped = chunk.lstrip()
-            if stripped:
-                self._buffer = stripped
-                return stripped[0]
-
-    def read(self, size: int = -1) -> bytes:
-        if size == 0:
-            return b""
-        if self._buffer:
-            data, self._buffer = self._buffer, b""
-            return data
-        return self._read_raw(size if size > 0 else _READ_CHUNK)
-
-
-def _kind(value: object) -> str:
-    """A JSON type name for messages; values themselves are never quoted."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    return "a number"
+def _suffix(detail: str, before: str = ": ", after: str = "") -> str:
+    """`detail` framed for a message, or nothing when there is no detail."""
+    return f"{before}{detail}{after}" if detail else ""
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:

@@ -1,24 +1,56 @@
 """Composition root: secrets and clients built from Settings, shared by the handler and the CLI."""
 
 import json
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from aws_lambda_powertools.utilities import parameters
 
-from dagsync import retry as retries
 from dagsync.config import Settings, Target
 from dagsync.credentials import PanosCredentials, PceCredentials
 from dagsync.engine import Device, SyncEngine
 from dagsync.errors import SecretError
-from dagsync.http import RetryPolicy
+from dagsync.pacing import Pacer
 from dagsync.panos import InFlightLimit, KeyCache, PanosClient
-from dagsync.pce import PceClient
+from dagsync.pce import PCE_RETRY, PceClient
+from dagsync.retry import Clock, Retrier, RetryPolicy, Sleep
 from dagsync.snapshot import SnapshotStore
 
-# Secrets are cached in memory this long (SPEC §2), so a warm function does not call
+# Secrets are cached in memory this long (docs/configuration.md#secrets), so a warm function does not call
 # Secrets Manager on every run, and a rotated secret is picked up within minutes.
 SECRET_CACHE_SECONDS = 300
-DEFAULT_RETRY = RetryPolicy()
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """How the clients of one run wait, retry and time out; given by whoever starts the run.
+
+    The handler sets `deadline` (a value of `clock`) from the invocation's remaining time, so
+    no retry waits past it; tests give a fake `sleep` and `clock`, so no wait takes real time.
+    `timeout` bounds each PCE request (the PAN-OS client keeps its own for now).
+    """
+
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    pce_retry: RetryPolicy = PCE_RETRY
+    timeout: float = 30.0
+    sleep: Sleep = time.sleep
+    clock: Clock = time.monotonic
+    deadline: float | None = None
+
+    def wall_deadline(self) -> float | None:
+        """The deadline in wall-clock epoch seconds, for what keeps time that way (DynamoDB leases)."""
+        if self.deadline is None:
+            return None
+        return time.time() + (self.deadline - self.clock())
+
+    def retrier(self, policy: RetryPolicy) -> Retrier:
+        """A retrier for one client, on this run's clock and deadline."""
+        return Retrier(policy, sleep=self.sleep, clock=self.clock, deadline=self.deadline)
+
+    def pacer(self, per_minute: int) -> Pacer:
+        """The run's one PCE pacer, on this run's clock and deadline."""
+        return Pacer(per_minute, clock=self.clock, sleep=self.sleep, deadline=self.deadline)
 
 
 def read_secret(secret_id: str) -> Mapping[str, object]:
@@ -52,14 +84,18 @@ def build_engine(
     *,
     run_id: str,
     lease_seconds: float,
-    retry: RetryPolicy | None = None,
+    options: ClientOptions | None = None,
     key_cache: KeyCache | None = None,
+    deadline: float | None = None,
 ) -> SyncEngine:
-    retry = retry or DEFAULT_RETRY
-    key_cache = key_cache if key_cache is not None else KeyCache()  # the handler passes one per process
-    in_flight = InFlightLimit(
-        settings.panos_max_concurrency
-    )  # shared by every target's client: one limit per management address
+    """The engine for one run: settings and secrets in, clients built from `options`.
+
+    `key_cache` outlives the run (the handler keeps one per process); every target's client
+    shares it and one in-flight limit, since they all talk to one management address.
+    """
+    options = replace(options or ClientOptions(), deadline=deadline)
+    key_cache = key_cache if key_cache is not None else KeyCache()
+    in_flight = InFlightLimit(settings.panos_max_concurrency)
     pce_credentials = PceCredentials.from_secret(read_secret(settings.pce_secret_id), settings.pce_secret_id)
     panos_credentials = PanosCredentials.from_secret(
         read_secret(settings.panos_secret_id), settings.panos_secret_id
@@ -69,7 +105,9 @@ def build_engine(
         settings.pce_org_id,
         pce_credentials,
         verify_tls=settings.pce_verify_tls,
-        retry=retry,
+        retrier=options.retrier(options.pce_retry),
+        pacer=options.pacer(settings.pce_max_requests_per_minute),
+        timeout=options.timeout,
     )
 
     def device_for(target: Target) -> Device:
@@ -82,18 +120,21 @@ def build_engine(
             vsys=target.vsys,
             target_serial=target.serial,
             batch_size=settings.batch_size,
-            retry=retries.RetryPolicy(
-                attempts=retry.attempts,
-                base_delay=retry.base_delay,
-                max_delay=retry.max_delay,
-                jitter=retry.jitter,
-            ),
+            retry=options.retry,
+            sleep=options.sleep,
+            clock=options.clock,
+            deadline=options.deadline,
         )
 
     return SyncEngine(
         settings,
         inventory=inventory,
-        store=SnapshotStore(settings.snapshot_table),
+        store=SnapshotStore(
+            settings.snapshot_table,
+            sleep=options.sleep,
+            deadline=options.wall_deadline(),
+            max_lease_seconds=settings.longest_lease_seconds,
+        ),
         device_for=device_for,
         run_id=run_id,
         lease_seconds=lease_seconds,
