@@ -165,8 +165,8 @@ def install_seams(monkeypatch: pytest.MonkeyPatch, seams: Seams) -> None:
         sent = partial(seams.send, label, request)
         return seams.around(label, lambda: original_call(self, operation, pk, sent))
 
-    def get(self: PceClient, url: str, **kwargs: Any) -> Any:
-        return seams.around(pce_label(url), lambda: original_get(self, url, **kwargs))
+    def get(self: PceClient, url: str, *args: Any, **kwargs: Any) -> Any:
+        return seams.around(pce_label(url), lambda: original_get(self, url, *args, **kwargs))
 
     monkeypatch.setattr(PanosClient, "_attempt", attempt)
     monkeypatch.setattr(Table, "call", call)
