@@ -32,8 +32,9 @@ def _peak_rss_mb() -> float:
 def _clients() -> tuple["Settings", "PceClient", "PanosClient"]:
     """The baselines' and the floor's clients, configured and authenticated as the function's are."""
     from dagsync.config import load_settings  # noqa: PLC0415
-    from dagsync.panos import PanosClient, PanosCredentials  # noqa: PLC0415
-    from dagsync.pce import PceClient, PceCredentials  # noqa: PLC0415
+    from dagsync.credentials import PanosCredentials, PceCredentials  # noqa: PLC0415
+    from dagsync.panos import PanosClient  # noqa: PLC0415
+    from dagsync.pce import PceClient  # noqa: PLC0415
     from dagsync.runtime import read_secret  # noqa: PLC0415
 
     settings = load_settings(os.environ)

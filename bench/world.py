@@ -24,8 +24,9 @@ import boto3
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from bench.meter import DynamoMeter, ItemLookup, Json
-from dagsync.engine import CANARY_IP
-from dagsync.snapshot import MANIFEST_KEY, _ip_hash
+from dagsync.canary import CANARY_IP
+from dagsync.manifest import MANIFEST_KEY
+from dagsync.shard_codec import key_hash
 from emulators.estate import churn, generate_estate
 from emulators.local import PANOS_API_KEY, PANOS_SECRET, PCE_SECRET, REGION, TABLE, provision
 from emulators.panos import PanosEmulator
@@ -141,7 +142,7 @@ class _Host:
         if manifest is None:
             return None
         count = int(manifest["shard_count"]["N"])
-        touched = {_ip_hash(ip) & (count - 1) for ip in changed}
+        touched = {key_hash(ip) & (count - 1) for ip in changed}
         return {"shards": count, "shards_touched": len(touched), "ips": int(manifest["ips"]["N"])}
 
     def churn(self, percent: float, seed: int) -> Json:

@@ -7,6 +7,13 @@ workload-level `public_ip` that must never become a tag.
 
 Objects that never change (label objects, network references, agent configs) are shared between
 workloads to keep 100k+ estates small; churn replaces them rather than mutating them.
+
+`Oddities` (all off by default) adds the address shapes real PCEs hold that a careful client must
+survive: NAT pseudo-interfaces (`eth0.public`, a /32 shared by differently labelled workloads,
+as in a 21.x capture), Docker bridges (`docker0` 172.17.0.1/16 on every container host, as in the
+PCE 25 sample), zoned IPv6, text that is no address at all, IPv4-mapped IPv6, and the boolean
+`loopback` flag (the only form seen in captures) set on a routable address.
+Why each matters: docs/mapping.md#shared-addresses and docs/mapping.md#excluded-addresses.
 """
 
 import ipaddress
@@ -46,11 +53,41 @@ _VEN_TYPES = ("server", "server", "server", "endpoint", "containerized")
 _VEN_VERSIONS = ("23.4.11-8", "25.2.40-4047", "22.5.30-9918")
 _ENFORCEMENT = ("visibility_only", "selective", "full", "idle")
 _PRIMARY_NAMES = ("eth0", "ens192", "Ethernet0")
+_SHARED_NAMES = frozenset({"vip0", "eth0.public", "docker0"})  # addresses several workloads carry
+_NAT_BASE = int(ipaddress.IPv4Address("198.51.100.0"))  # NAT addresses, apart from the public_ip pool
+DOCKER_BRIDGE = "172.17.0.1"
+_MALFORMED = (
+    "n/a",
+    "10.0.0.256",
+    "192.168.7",
+    "fe80::zz1",
+    ":".join(["2001", "db8", *["abcd"] * 250]),  # 1,259 characters of plausible-looking text
+)
+
+
+@dataclass(frozen=True)
+class Oddities:
+    """How many workloads get each odd address shape; every count is 0 (off) by default.
+
+    Oddities are drawn from their own random stream of the seed, after the ordinary estate, so an
+    estate without them is the same estate as always.
+    """
+
+    nat_addresses: int = 0  # NAT addresses, each an `eth0.public` /32 (and the public_ip) of ...
+    nat_sharers: int = 3  # ... this many workloads with different labels
+    docker_hosts: int = 0  # workloads carrying `docker0` 172.17.0.1/16
+    zoned_ipv6: int = 0  # `fe80::…%eth0` and `2001:db8:…%x`, alternately
+    malformed_addresses: int = 0  # garbage text and an over-long string, in turn (see _MALFORMED)
+    ipv4_mapped_ipv6: int = 0  # `::ffff:10.x.y.z`
+    routable_loopbacks: int = 0  # `loopback: true` on a unique 10/8 address
 
 
 @dataclass
 class Estate:
-    """A PCE org's workloads (raw JSON dicts) and label table; mutable, and deterministic per seed."""
+    """A PCE org's workloads (raw JSON dicts) and label table; mutable, and deterministic per seed.
+
+    `oddities` names what Oddities added: kind (an Oddities field) -> [(workload href, address)].
+    """
 
     org_id: int
     workloads: list[Json]
@@ -59,6 +96,7 @@ class Estate:
     next_ipv6: int = 1
     next_label_id: int = 1
     next_index: int = 0
+    oddities: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     _label_index: dict[tuple[str, str], Json] = field(default_factory=dict, repr=False)
 
     def label(self, key: str, value: str) -> Json:
@@ -125,10 +163,12 @@ def generate_estate(
     org_id: int = 1,
     unmanaged_ratio: float = 1 / 3,
     ha_pairs: int | None = None,
+    oddities: Oddities = Oddities(),
 ) -> Estate:
     """An estate of n workloads; the same arguments always give the same estate.
 
     `ha_pairs` (default n // 500, at least 1 when n >= 2) pairs of workloads share one VIP.
+    `oddities` adds odd addresses (none by default), recorded in `Estate.oddities`.
     """
     estate = Estate(org_id=org_id, workloads=[], labels={})
     for key, values in LABEL_VALUES.items():
@@ -144,7 +184,73 @@ def generate_estate(
             for index in (first, second):
                 interfaces = estate.workloads[index].get("interfaces")
                 estate.workloads[index]["interfaces"] = [*(interfaces or ()), vip]
+    _Oddifier(estate, random.Random(f"oddities-{seed}"), factory).add(oddities)
     return estate
+
+
+def add_nat_and_bridge(
+    workloads: list[Json], *, nat_address: str = "198.51.100.10", bridge_address: str = DOCKER_BRIDGE
+) -> tuple[list[str], list[str]]:
+    """One NAT pseudo-interface and one Docker bridge, each on two differently labelled workloads.
+
+    For small hand-built estates (the demo): the NAT address goes to the first two workloads whose
+    labels differ (as `eth0.public` /32 and as their public_ip), the bridge to the next two.
+    Returns the hrefs behind the NAT and the hrefs carrying the bridge.
+    """
+    behind_nat = _differently_labelled_pair(workloads, taken=set())
+    bridged = _differently_labelled_pair(workloads, taken=set(behind_nat))
+    for href in behind_nat:
+        workload = _by_href(workloads, href)
+        workload["interfaces"] = [*(workload.get("interfaces") or ()), nat_interface(nat_address)]
+        workload["public_ip"] = nat_address
+    for href in bridged:
+        workload = _by_href(workloads, href)
+        workload["interfaces"] = [*(workload.get("interfaces") or ()), bridge_interface(bridge_address)]
+    return behind_nat, bridged
+
+
+def nat_interface(address: str, network: Json | None = None) -> Json:
+    """A NAT address entered as a manual pseudo-interface, as in a captured PCE 21.x answer."""
+    return {
+        "name": "eth0.public",
+        "address": address,
+        "cidr_block": 32,
+        "network": network,
+        "network_detection_mode": "manual",
+        "loopback": False,
+    }
+
+
+def bridge_interface(address: str = DOCKER_BRIDGE, network: Json | None = None) -> Json:
+    """A Docker host's bridge, as the PCE 25 sample shows it (`docker0`, /16, reported by the VEN)."""
+    return {
+        "name": "docker0",
+        "address": address,
+        "cidr_block": 16,
+        "default_gateway_address": None,
+        "link_state": "up",
+        "loopback": False,
+        "network": network,
+        "network_detection_mode": "single_private_brn",
+        "public_ip": None,
+    }
+
+
+def _label_set(workload: Json) -> frozenset[tuple[str, str]]:
+    return frozenset((label.get("key"), label.get("value")) for label in workload.get("labels") or ())
+
+
+def _differently_labelled_pair(workloads: list[Json], taken: set[str]) -> list[str]:
+    free = [workload for workload in workloads if workload["href"] not in taken and workload.get("labels")]
+    for first in free:
+        for second in free:
+            if _label_set(first) != _label_set(second):
+                return [first["href"], second["href"]]
+    raise ValueError("the estate has no two more differently labelled workloads")
+
+
+def _by_href(workloads: list[Json], href: str) -> Json:
+    return next(workload for workload in workloads if workload["href"] == href)
 
 
 def churn(estate: Estate, percent: float, seed: int) -> ChurnReport:
@@ -180,6 +286,81 @@ def churn(estate: Estate, percent: float, seed: int) -> ChurnReport:
         estate.workloads.append(workload)
         report.added.append(workload["href"])
     return report
+
+
+class _Oddifier:
+    """Adds the odd addresses of an Oddities to chosen workloads, each choice from one random stream."""
+
+    def __init__(self, estate: Estate, rng: random.Random, factory: "_Factory") -> None:
+        self.estate = estate
+        self.rng = rng
+        self.factory = factory
+
+    def add(self, oddities: Oddities) -> None:
+        if oddities.nat_addresses:
+            self._nat(oddities.nat_addresses, oddities.nat_sharers)
+        adders = (  # kind, how many, the interface for the n-th, only VEN-managed workloads
+            ("docker_hosts", oddities.docker_hosts, self._docker_bridge, True),
+            ("zoned_ipv6", oddities.zoned_ipv6, self._zoned, False),
+            ("malformed_addresses", oddities.malformed_addresses, self._malformed, False),
+            ("ipv4_mapped_ipv6", oddities.ipv4_mapped_ipv6, self._mapped, False),
+            ("routable_loopbacks", oddities.routable_loopbacks, self._routable_loopback, False),
+        )
+        for kind, count, make, managed_only in adders:
+            for n, workload in enumerate(self._choose(count, managed_only=managed_only) if count else ()):
+                self._attach(kind, workload, make(n))
+
+    def _choose(self, count: int, *, managed_only: bool) -> list[Json]:
+        """Distinct labelled workloads with an interface (so each keeps an ordinary address too)."""
+        eligible = [
+            workload
+            for workload in self.estate.workloads
+            if workload.get("labels")
+            and workload.get("interfaces")
+            and (workload["managed"] or not managed_only)
+        ]
+        return self.rng.sample(eligible, min(count, len(eligible)))
+
+    def _attach(self, kind: str, workload: Json, interface: Json) -> None:
+        workload["interfaces"] = [*workload["interfaces"], interface]
+        self.estate.oddities.setdefault(kind, []).append((workload["href"], interface["address"]))
+
+    def _nat(self, addresses: int, sharers: int) -> None:
+        """Each NAT address on `sharers` workloads whose label sets all differ."""
+        labelled = [workload for workload in self.estate.workloads if workload.get("labels")]
+        order = self.rng.sample(labelled, len(labelled))
+        for n in range(min(addresses, 254)):
+            address = str(ipaddress.IPv4Address(_NAT_BASE + 1 + n))
+            chosen: list[Json] = []
+            while order and len(chosen) < sharers:
+                candidate = order.pop()
+                if all(_label_set(candidate) != _label_set(other) for other in chosen):
+                    chosen.append(candidate)
+            for workload in chosen:
+                workload.setdefault("interfaces", [])
+                self._attach("nat_addresses", workload, nat_interface(address, self.factory.networks[1]))
+                workload["public_ip"] = address
+
+    def _docker_bridge(self, n: int) -> Json:
+        return bridge_interface(DOCKER_BRIDGE, self.factory.networks[0])
+
+    def _zoned(self, n: int) -> Json:
+        if n % 2 == 0:
+            address = f"{ipaddress.IPv6Address(_LINK_LOCAL_BASE + self.rng.getrandbits(64))}%eth0"
+        else:
+            address = f"{self.estate.allocate_ipv6(ula=False)}%x"
+        return self.factory.interface("eth0", address, managed=True, cidr=64)
+
+    def _malformed(self, n: int) -> Json:
+        return self.factory.interface("eth1", _MALFORMED[n % len(_MALFORMED)], managed=False)
+
+    def _mapped(self, n: int) -> Json:
+        return self.factory.interface("eth0", f"::ffff:{self.estate.allocate_ipv4()}", managed=True, cidr=96)
+
+    def _routable_loopback(self, n: int) -> Json:
+        interface = self.factory.interface("lo", self.estate.allocate_ipv4(), managed=True, cidr=32)
+        interface["loopback"] = True
+        return interface
 
 
 class _Factory:
@@ -326,12 +507,19 @@ class _Factory:
         interfaces = [dict(interface) for interface in workload.get("interfaces") or ()]
         for interface in interfaces:
             if (
-                interface.get("name") != "vip0"
+                interface.get("name") not in _SHARED_NAMES
                 and not interface.get("loopback")
-                and "." in str(interface.get("address"))
+                and _is_ipv4(interface.get("address"))
             ):
                 interface["address"] = address
                 break
         else:
             interfaces.insert(0, self.interface("eth0", address, managed=bool(workload.get("managed"))))
         workload["interfaces"] = interfaces
+
+
+def _is_ipv4(address: object) -> bool:
+    try:
+        return isinstance(address, str) and ipaddress.ip_address(address).version == 4
+    except ValueError:
+        return False

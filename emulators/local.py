@@ -16,8 +16,7 @@ import boto3
 from aws_lambda_powertools.utilities.parameters import base as parameters_base
 from moto import mock_aws
 
-from app import lambda_handler
-from dagsync.panos import clear_key_cache
+from app import KEY_CACHE, lambda_handler
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator
 from emulators.server import LoopbackServer
@@ -69,7 +68,7 @@ def cold_start() -> None:
     """Forget cached secrets, clients and generated API keys, as a new Lambda container would."""
     parameters_base.clear_caches()  # type: ignore[no-untyped-call]
     parameters_base.DEFAULT_PROVIDERS.clear()  # type: ignore[attr-defined]
-    clear_key_cache()
+    KEY_CACHE.clear()
 
 
 class LocalDeployment:

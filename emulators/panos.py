@@ -2,17 +2,28 @@
 
 It follows reference §8 (panos-xml-api.md): one `/api/` route taking GET and POST, query and
 form/multipart parameters merged, the key from `X-PAN-KEY`, `key=` or Basic auth, `type=keygen`,
-`type=user-id` (register, unregister, clear) with per-entry results, and `type=op`
-`show object registered-ip` / `show object dynamic-address-group`. Everything the real device
-leaves open (message texts, codes for unknown serials, table-full answers) is marked
-[unverified] where it is chosen.
+`type=user-id` (register, unregister, clear) with per-entry results, `type=op`
+`show object registered-ip` / `show object dynamic-address-group`, and `type=config`
+`action=show|get` over the address groups of reference §7.1. Everything the real device leaves
+open (message texts, codes for unknown serials, table-full answers) is marked [unverified] where
+it is chosen.
 
-Listing order: `show object registered-ip` returns entries sorted by IP (IPv4 before IPv6,
-numerically; ranges and networks by their first address, then text). The order is stable while the
-table does not change, which is what paging needs.
+It is as slow and as limited as a real device when asked to be: every uid-message entry costs
+device time (`IngestCost`, from the measurement of reference §7.2, scaled by `time_scale`), the
+work of one device is serialised on its management plane (a Panorama relays `target=` requests
+to each firewall's own plane), requests in flight are counted for the management address, and
+more than `concurrency_limit` of them are refused.
+
+Listing order: `show object registered-ip` returns entries in device order, the order in which
+each IP entered the table (an IP that lost its last tag and came back is at the end), and each
+entry's tags in the order they were registered. The real order is not documented (reference
+§4.3) [unverified]; insertion order is what a table without an index keeps, and it is not
+sorted, so a client cannot rely on it. It is stable while the table does not change, which is
+what exact paging needs.
 """
 
 import base64
+import copy
 import functools
 import hashlib
 import ipaddress
@@ -20,11 +31,12 @@ import re
 import threading
 import time
 import xml.etree.ElementTree as ET  # building only; request XML is parsed with defusedxml
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesParser
+from http import HTTPStatus
 from typing import Literal
 from urllib.parse import parse_qs, urlencode
 
@@ -38,17 +50,25 @@ DuplicateMode = Literal["error-entry", "silent"]
 KeyCarrier = Literal["header", "query", "body", "basic"]
 UnreachableMode = Literal["error", "timeout"]
 MaliciousVariant = Literal["billion-laughs", "external-entity"]
+UnauthCode = Literal["16", "22"]
+DenialAnswer = Literal["403", "unauth"]
+AbsentConfig = Literal["empty-result", "object-not-present"]
 
 INVALID_CREDENTIAL = (
     b"<response status = 'error' code = '403'><result><msg>Invalid Credential</msg></result></response>"
 )
+INVALID_IP = "Invalid IP address"
 MAX_TAGS_PER_IP = 32
 MAX_TAG_LENGTH = 127
 MAX_TIMEOUT = 2_592_000
 PAGE_LIMIT = 500
 MAX_REQUEST_BYTES = 5_000_000
 MAX_FILTER_LENGTH = 2047
+MAX_CONCURRENT_API_CALLS = 5  # "Limit the number of concurrent API calls to five" (reference §1.6)
+LOCAL_DEVICE = "localhost.localdomain"  # the device entry every config xpath names (reference §7.1)
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _XML_HEADERS = {"Content-Type": "application/xml; charset=UTF-8"}
+_UNAUTH_TEXT: dict[UnauthCode, str] = {"16": "Unauthorized request", "22": "Session timed out"}
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [
@@ -75,6 +95,23 @@ NOT_XML = b"Service temporarily unavailable. Please try again later.\n"
 # State
 
 
+@dataclass(frozen=True)
+class IngestCost:
+    """Device time one uid-message entry costs, before `time_scale` and a device's slowness.
+
+    The defaults are the only published measurement (reference §1.6, §7.2): a PA-VM-50 took
+    3.41 s for 1,000 registrations (about 293 a second) and 0.44 s for 1,000 unregistrations,
+    sent 1,024 IPs a message.
+    """
+
+    register: float = 3.41 / 1000
+    unregister: float = 0.44 / 1000
+
+    def seconds(self, entries: Mapping[str, int]) -> float:
+        """Device time for a message holding `entries` (verb -> entry count)."""
+        return entries.get("register", 0) * self.register + entries.get("unregister", 0) * self.unregister
+
+
 @dataclass
 class IpRecord:
     """One registered IP: tag -> expiry on the virtual clock (None = never), as §8.4 describes."""
@@ -86,13 +123,22 @@ class IpRecord:
 
 @dataclass
 class Device:
+    """One device's state. `plane` is its management plane: one request's device work at a time."""
+
     serial: str
     kind: Kind
     vsys: tuple[str, ...]
     capacity: int | None = None
     tables: dict[str, dict[str, IpRecord]] = field(default_factory=dict)
     unreachable: UnreachableMode | None = None
-    dags: list[tuple[str, str, str]] = field(default_factory=list)  # (name, filter, table name)
+    slowness: float = 1.0  # multiplies every ingest cost on this device
+    running: ET.Element = field(init=False)  # the committed configuration (`action=show`)
+    candidate: ET.Element = field(init=False)  # the configuration with uncommitted edits (`action=get`)
+    plane: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.running = _config_skeleton(self.kind, self.vsys)
+        self.candidate = copy.deepcopy(self.running)
 
     def table_name(self, vsys: str | None) -> str:
         # Panorama holds a single table; a vsys parameter does not split it [unverified].
@@ -106,6 +152,27 @@ class Device:
     def ip_count(self) -> int:
         # The platform limit counts every registered IP on the box, whatever the vsys.
         return sum(len(table) for table in self.tables.values())
+
+    def configs(self, committed: bool) -> tuple[ET.Element, ...]:
+        """The configurations an edit lands in: the candidate, and the running one once committed."""
+        return (self.candidate, self.running) if committed else (self.candidate,)
+
+
+@dataclass(frozen=True)
+class DagMembership:
+    """A dynamic address group defined on a device, and the IPs its filter matches there.
+
+    `members` is None when the emulator's evaluator cannot read the filter (a word other than
+    `and` and `or` outside quotes, for instance); a real device would evaluate it, so the view
+    does not guess. Members are sorted, IPv4 first.
+    """
+
+    name: str
+    filter: str
+    device_group: str | None
+    vsys: str | None
+    description: str | None
+    members: tuple[str, ...] | None
 
 
 @dataclass
@@ -121,32 +188,43 @@ class LoggedRequest:
     vsys: str | None
     body_bytes: int
     uid: dict[str, int] = field(default_factory=dict)  # verb -> entries ("clear" -> 1)
-    uid_ips: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    uid_ips: dict[str, tuple[str, ...]] = field(default_factory=dict)  # verb -> IPs as sent
     uid_pairs: dict[str, frozenset[tuple[str, str]]] = field(default_factory=dict)  # verb -> (ip, tag)
     status: int = 0
-    fault: str | None = None
+    fault: str | None = None  # the injected fault that answered, or "over-limit"
+    started: float = 0.0  # on the emulator's `now` clock, when the request reached the device
+    finished: float = 0.0  # when its answer was ready
 
 
 @dataclass
 class _Fault:
-    kind: Literal["pass", "http", "code", "reset", "reset-after", "delay", "not-xml", "malicious"]
+    kind: Literal[
+        "pass", "http", "code", "unauth", "redirect", "reset", "reset-after", "delay", "not-xml", "malicious"
+    ]
     type: str | None = None  # only requests of this `type=`; None matches any
     status: int = 503
     code: str = "22"
     seconds: float = 0.0
     variant: MaliciousVariant = "billion-laughs"
+    location: str = ""
 
 
 class PanosEmulator:
     """A PAN-OS firewall or Panorama, served through emulators.server.LoopbackServer.
 
     Fault knobs (each applies to the next matching requests, in the order they were queued):
-    fail_next (HTTP 5xx), error_code_next (status="error" code=22 by default), reset_next
+    fail_next (HTTP 5xx), error_code_next (status="error" code=22 by default), unauth_next
+    (status="unauth", code 16 or 22), redirect_next (a 3xx with a Location), reset_next
     (connection reset, before or after applying the request), delay_next, not_xml_next,
-    malicious_next (billion laughs / external entity), revoke_keys_after (403 after N calls),
+    malicious_next (billion laughs / external entity), revoke_keys_after (403 after N calls).
+    Lasting conditions: deny_permission (a role without the permission a request type needs),
     set_unreachable (a Panorama child that errors or times out), set_capacity (table full),
-    concurrency_limit (reject above N in flight), max_request_bytes (HTTP 400 above it),
-    and `delay` (every response slowed).
+    refuse_ips (addresses the device answers `Invalid IP address` for), set_slowness (a device
+    N times slower), concurrency_limit (plain HTTP 503 above N in flight), max_request_bytes
+    (HTTP 400 above it), and `delay` (every response slowed).
+
+    Time: `sleep` and `now` default to the real clock; a test may pass its fake clock's so the
+    device's costs move fake time instead. `time_scale` (default 0: free) scales `ingest_cost`.
     """
 
     def __init__(
@@ -167,6 +245,11 @@ class PanosEmulator:
         concurrency_limit: int | None = None,
         delay: float = 0.0,
         unreachable_delay: float = 2.0,
+        ingest_cost: IngestCost = IngestCost(),
+        time_scale: float = 0.0,
+        absent_config: AbsentConfig = "empty-result",
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kind: Kind = kind
         self.duplicate_mode: DuplicateMode = duplicate_mode
@@ -177,10 +260,16 @@ class PanosEmulator:
         self.concurrency_limit = concurrency_limit
         self.delay = delay
         self.unreachable_delay = unreachable_delay
+        self.ingest_cost = ingest_cost
+        self.time_scale = time_scale
+        self.absent_config: AbsentConfig = absent_config
         self.clock = 0.0  # virtual seconds; advance() moves it and expires timed-out tags
-        self.max_concurrency = 0
+        self.max_concurrency = 0  # the most requests in flight at once since the log was cleared
         self.keygen_count = 0
+        self._sleep = sleep
+        self._now = now
         self._lock = threading.RLock()
+        self._in_flight_changed = threading.Condition(self._lock)
         self._in_flight = 0
         self._device = Device(serial=serial, kind=kind, vsys=tuple(vsys), capacity=capacity)
         self._children: dict[str, Device] = {}
@@ -189,6 +278,8 @@ class PanosEmulator:
         self._epoch: dict[str, int] = {}
         self._faults: deque[_Fault] = deque()
         self._revoke_after: int | None = None
+        self._denied: dict[str, DenialAnswer] = {}
+        self._refused: set[str] = set()
         self._log: list[LoggedRequest] = []
         self._issued: list[str] = []
         for child in firewalls:
@@ -237,6 +328,21 @@ class PanosEmulator:
         with self._lock:
             self._revoke_after = calls
 
+    def deny_permission(self, request_type: str, *, answer: DenialAnswer = "403") -> None:
+        """The admin role lacks the XML API permission `type=<request_type>` needs (reference §1.5).
+
+        Every such request with a valid key is then refused, until grant_permission: "403" is the
+        HTTP 403 reference §5.4 and §7.1 describe for an insufficient role (the body of the
+        invalid-credential answer, the real text for a role being uncaptured [unverified]);
+        "unauth" is the `status="unauth" code="16"` form.
+        """
+        with self._lock:
+            self._denied[request_type] = answer
+
+    def grant_permission(self, request_type: str) -> None:
+        with self._lock:
+            self._denied.pop(request_type, None)
+
     def set_capacity(self, capacity: int | None, *, serial: str | None = None) -> None:
         """Maximum registered IPs on the device; registering a new IP past it fails per entry."""
         with self._lock:
@@ -247,6 +353,22 @@ class PanosEmulator:
         with self._lock:
             device = self._select(serial)
             device.capacity = device.ip_count()
+
+    def refuse_ips(self, ips: Iterable[str]) -> None:
+        """Addresses the device answers `Invalid IP address` for, though they parse.
+
+        Which well-formed addresses a real device refuses is not captured (reference §11.3)
+        [unverified]; this lets a test put any address on the device's side of that line.
+        """
+        with self._lock:
+            self._refused.update(ips)
+
+    def set_slowness(self, factor: float, *, serial: str | None = None) -> None:
+        """Make one device `factor` times slower at ingesting entries (a loaded or small firewall)."""
+        if factor <= 0:
+            raise ValueError("slowness must be positive")
+        with self._lock:
+            self._select(serial).slowness = factor
 
     def set_unreachable(
         self, serial: str, mode: UnreachableMode | None = "error", *, delay: float | None = None
@@ -269,6 +391,33 @@ class PanosEmulator:
     ) -> None:
         self._queue(after, _Fault("pass", type=type))
         self._queue(count, _Fault("code", type=type, code=code))
+
+    def unauth_next(
+        self, count: int = 1, *, code: UnauthCode = "16", type: str | None = None, after: int = 0
+    ) -> None:
+        """Answer the `status="unauth"` form of reference §5.4 (HTTP 200), without applying the request.
+
+        Code 16 ("Unauthorized request") is a role without the needed permission; code 22
+        ("Session timed out") is an expired key or session. Both forms come from other projects'
+        code, not from a device capture [unverified].
+        """
+        self._queue(after, _Fault("pass", type=type))
+        self._queue(count, _Fault("unauth", type=type, code=code))
+
+    def redirect_next(
+        self,
+        count: int = 1,
+        *,
+        location: str,
+        status: int = 302,
+        type: str | None = None,
+        after: int = 0,
+    ) -> None:
+        """Answer a 3xx pointing at `location`, as a proxy or a wrong URL would (reference §5.4)."""
+        if status not in REDIRECT_STATUSES:
+            raise ValueError(f"{status} is not a redirect status")
+        self._queue(after, _Fault("pass", type=type))
+        self._queue(count, _Fault("redirect", type=type, status=status, location=location))
 
     def reset_next(
         self, count: int = 1, *, after_apply: bool = False, type: str | None = None, after: int = 0
@@ -329,7 +478,7 @@ class PanosEmulator:
                 device.tables.pop(device.table_name(vsys), None)
 
     def table(self, serial: str | None = None, vsys: str | None = None) -> dict[str, frozenset[str]]:
-        """ip -> current tags (expired ones gone)."""
+        """ip -> current tags (expired ones gone), in device order."""
         with self._lock:
             table = self._table(serial, vsys)
             return {ip: frozenset(record.tags) for ip, record in table.items()}
@@ -355,12 +504,158 @@ class PanosEmulator:
             record = table.setdefault(_canonical(ip), IpRecord(persistent=persistent, from_agent=from_agent))
             record.tags.update(dict.fromkeys(tags))
 
-    def add_dag(self, name: str, filter: str, *, serial: str | None = None, vsys: str | None = None) -> None:
-        """A dynamic address group, listed by `show object dynamic-address-group all`."""
-        compile_filter(filter)
+    # -- address groups (configuration, reference §7 and §7.1) ---------------------------------
+
+    def define_dag(
+        self,
+        name: str,
+        filter: str,
+        *,
+        description: str | None = None,
+        device_group: str | None = None,
+        vsys: str | None = None,
+        serial: str | None = None,
+        committed: bool = True,
+    ) -> None:
+        """Define (or redefine) a dynamic address group, as an admin would in the GUI.
+
+        Location: shared unless `device_group` (Panorama) or `vsys` (firewall) is given; `serial`
+        picks a firewall behind this Panorama. The device takes any filter up to 2047 characters,
+        including ones the emulator cannot evaluate. Uncommitted (`committed=False`) it is in the
+        candidate configuration only (`action=get`) until commit().
+        """
+        if len(filter) > MAX_FILTER_LENGTH:
+            raise ValueError(f"DAG filter longer than {MAX_FILTER_LENGTH} characters")
+        dynamic = ET.Element("dynamic")
+        ET.SubElement(dynamic, "filter").text = filter
+        self._define_group(
+            name,
+            dynamic,
+            description=description,
+            device_group=device_group,
+            vsys=vsys,
+            serial=serial,
+            committed=committed,
+        )
+
+    def define_static_group(
+        self,
+        name: str,
+        members: Iterable[str],
+        *,
+        description: str | None = None,
+        device_group: str | None = None,
+        vsys: str | None = None,
+        serial: str | None = None,
+        committed: bool = True,
+    ) -> None:
+        """A static address group (address object names), which a DAG reader must skip."""
+        static = ET.Element("static")
+        for member in members:
+            ET.SubElement(static, "member").text = member
+        self._define_group(
+            name,
+            static,
+            description=description,
+            device_group=device_group,
+            vsys=vsys,
+            serial=serial,
+            committed=committed,
+        )
+
+    def remove_dag(
+        self,
+        name: str,
+        *,
+        device_group: str | None = None,
+        vsys: str | None = None,
+        serial: str | None = None,
+        committed: bool = True,
+    ) -> None:
+        """Delete the address group `name` from its location (KeyError if it is not there)."""
         with self._lock:
             device = self._select(serial)
-            device.dags.append((name, filter, device.table_name(vsys)))
+            _check_location(device, device_group, vsys)
+            if _group_entry(device.candidate, name, device_group, vsys) is None:
+                raise KeyError(f"no address group {name!r} there")
+            for config in device.configs(committed):
+                found = _group_entry(config, name, device_group, vsys)
+                if found is not None:
+                    parent, groups, entry = found
+                    groups.remove(entry)
+                    if len(groups) == 0:
+                        parent.remove(groups)
+
+    def commit(self, *, serial: str | None = None) -> None:
+        """Make the candidate configuration the running one."""
+        with self._lock:
+            device = self._select(serial)
+            device.running = copy.deepcopy(device.candidate)
+
+    def dag_membership(self, *, serial: str | None = None) -> list[DagMembership]:
+        """Every dynamic address group of the running configuration, with its current members.
+
+        A vsys group is evaluated on that vsys's table; a shared or device-group one on the
+        device's own table (Panorama's, or a firewall's first vsys).
+        """
+        with self._lock:
+            device = self._select(serial)
+            return [
+                self._membership(device, entry, device_group, vsys)
+                for device_group, vsys, entry in _dynamic_groups(device.running)
+            ]
+
+    def _define_group(
+        self,
+        name: str,
+        body: ET.Element,
+        *,
+        description: str | None,
+        device_group: str | None,
+        vsys: str | None,
+        serial: str | None,
+        committed: bool,
+    ) -> None:
+        entry = ET.Element("entry", {"name": name})
+        entry.append(body)
+        if description is not None:
+            ET.SubElement(entry, "description").text = description
+        with self._lock:
+            device = self._select(serial)
+            _check_location(device, device_group, vsys)
+            for config in device.configs(committed):
+                old = _group_entry(config, name, device_group, vsys)
+                if old is not None:
+                    old[1].remove(old[2])
+                parent = _group_parent(config, device_group, vsys, create=True)
+                assert parent is not None, "created when missing"
+                groups = parent.find("address-group")
+                if groups is None:
+                    groups = ET.SubElement(parent, "address-group")
+                groups.append(copy.deepcopy(entry))
+
+    def _membership(
+        self, device: Device, entry: ET.Element, device_group: str | None, vsys: str | None
+    ) -> DagMembership:
+        dag_filter = entry.findtext("dynamic/filter") or ""
+        try:
+            predicate = compile_filter(dag_filter)
+        except ValueError:
+            members = None
+        else:
+            table = device.table(device.table_name(vsys))
+            self._expire(table)
+            members = tuple(
+                sorted((ip for ip, r in table.items() if predicate(frozenset(r.tags))), key=_ip_key)
+            )
+        return DagMembership(
+            name=entry.get("name") or "",
+            filter=dag_filter,
+            device_group=device_group,
+            vsys=vsys,
+            description=entry.findtext("description"),
+            members=members,
+        )
 
     def dag_members(self, filter: str, *, serial: str | None = None, vsys: str | None = None) -> list[str]:
         """IPs (sorted) whose current tags satisfy a DAG filter such as `'a' and ('b' or 'c')`."""
@@ -370,6 +665,8 @@ class PanosEmulator:
             return sorted(
                 (ip for ip, record in table.items() if predicate(frozenset(record.tags))), key=_ip_key
             )
+
+    # -- what the device saw -------------------------------------------------------------------
 
     @property
     def requests(self) -> list[LoggedRequest]:
@@ -392,6 +689,32 @@ class PanosEmulator:
             and (target is None or entry.target == target)
         ]
 
+    def entries_received(self, verb: str, *, serial: str | None = None) -> Counter[str]:
+        """How many times each IP (as sent) arrived in a `verb` section the device processed.
+
+        Requests refused before the device read them (faults, 403, over the limit) do not count;
+        a request applied and then reset does. `serial` limits it to one firewall behind this
+        Panorama (this device's own serial: requests without `target`). A count above one is an
+        entry sent twice.
+        """
+        own = serial is not None and serial == self.serial
+        counts: Counter[str] = Counter()
+        for entry in self.calls("user-id", verb=verb, target=None if own else serial):
+            if not own or entry.target is None:
+                counts.update(entry.uid_ips.get(verb, ()))
+        return counts
+
+    @property
+    def in_flight(self) -> int:
+        """Requests this management address is handling now (peak: `max_concurrency`)."""
+        with self._lock:
+            return self._in_flight
+
+    def wait_for_in_flight(self, count: int, *, timeout: float = 5.0) -> bool:
+        """Block until at least `count` requests are in flight (False if `timeout` passes first)."""
+        with self._in_flight_changed:
+            return self._in_flight_changed.wait_for(lambda: self._in_flight >= count, timeout)
+
     @property
     def clear_sent(self) -> bool:
         """Whether any request carried `<clear>` (our client must never send it)."""
@@ -400,7 +723,7 @@ class PanosEmulator:
     def clear_log(self) -> None:
         with self._lock:
             self._log.clear()
-            self.max_concurrency = 0
+            self.max_concurrency = self._in_flight
 
     def _select(self, serial: str | None) -> Device:
         if serial is None or serial == self._device.serial:
@@ -429,21 +752,21 @@ class PanosEmulator:
     # -- HTTP ----------------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:
-        with self._lock:
+        with self._in_flight_changed:
             self._in_flight += 1
             self.max_concurrency = max(self.max_concurrency, self._in_flight)
             over_limit = self.concurrency_limit is not None and self._in_flight > self.concurrency_limit
+            self._in_flight_changed.notify_all()
         try:
-            if self.delay:
-                time.sleep(self.delay)
-            if over_limit:
-                return _xml_error("503", "Too many concurrent API requests", http_status=503)
-            return self._handle(request)
+            if self.delay and not over_limit:  # a refused request is answered at once
+                self._sleep(self.delay)
+            return self._handle(request, over_limit)
         finally:
-            with self._lock:
+            with self._in_flight_changed:
                 self._in_flight -= 1
+                self._in_flight_changed.notify_all()
 
-    def _handle(self, request: Request) -> Response:
+    def _handle(self, request: Request, over_limit: bool) -> Response:
         if request.path.rstrip("/") != "/api":
             return Response(404, b"<html><body>Not Found</body></html>", {"Content-Type": "text/html"})
         params = _merge_params(request)
@@ -457,11 +780,19 @@ class PanosEmulator:
             target=params.get("target"),
             vsys=params.get("vsys"),
             body_bytes=len(request.body),
+            started=self._now(),
         )
         with self._lock:
             self._log.append(entry)
-        response = self._respond(request, params, key, carrier, entry)
+        if over_limit:
+            # What a real device does past five concurrent calls is undocumented (reference §1.6);
+            # the emulator answers a plain HTTP 503 (no XML body), the hardest case for a client.
+            entry.fault = "over-limit"
+            response = _http_error(503)
+        else:
+            response = self._respond(request, params, key, carrier, entry)
         entry.status = response.status
+        entry.finished = self._now()
         return response
 
     def _respond(
@@ -485,6 +816,11 @@ class PanosEmulator:
             return self._keygen(params, carrier)
         if not self._authorised(key, carrier, request):
             return Response(403, INVALID_CREDENTIAL, dict(_XML_HEADERS))
+        denial = self._denied.get(entry.type or "")
+        if denial is not None:
+            return (
+                _unauth("16") if denial == "unauth" else Response(403, INVALID_CREDENTIAL, dict(_XML_HEADERS))
+            )
         response = self._dispatch(params, entry)
         if fault is not None and fault.kind == "reset-after":
             return Response(reset=True)
@@ -500,25 +836,27 @@ class PanosEmulator:
 
     def _apply_fault(self, fault: _Fault) -> Response | None:
         match fault.kind:
-            case "pass":
+            case "pass" | "reset-after":
                 return None
             case "http":
-                body = f"<html><body><h1>{fault.status} Service Unavailable</h1></body></html>".encode()
-                return Response(fault.status, body, {"Content-Type": "text/html"})
+                return _http_error(fault.status)
             case "code":
                 return _xml_error(fault.code, "Session timed out" if fault.code == "22" else "Error")
+            case "unauth":
+                return _unauth("22" if fault.code == "22" else "16")
+            case "redirect":
+                body = f'<html><body><a href="{fault.location}">Moved</a></body></html>'.encode()
+                return Response(fault.status, body, {"Location": fault.location, "Content-Type": "text/html"})
             case "reset":
                 return Response(reset=True)
             case "delay":
-                time.sleep(fault.seconds)
+                self._sleep(fault.seconds)
+                return None
             case "not-xml":
                 return Response(200, NOT_XML, {"Content-Type": "text/plain"})
             case "malicious":
                 body = BILLION_LAUGHS if fault.variant == "billion-laughs" else EXTERNAL_ENTITY
                 return Response(200, body, dict(_XML_HEADERS))
-            case "reset-after":
-                pass
-        return None
 
     def _keygen(self, params: dict[str, str], carrier: KeyCarrier | None) -> Response:
         user, password = params.get("user"), params.get("password")
@@ -553,75 +891,69 @@ class PanosEmulator:
             return True
 
     def _dispatch(self, params: dict[str, str], entry: LoggedRequest) -> Response:
-        target = params.get("target")
         device = self._device
-        if target:
-            if self.kind != "panorama":
-                return _xml_error("17", f"target {target}: only Panorama relays requests to other devices")
-            with self._lock:
-                child = self._children.get(target)
-            if child is None:
-                # The real text and code are not captured (reference §11.10) [unverified].
-                return _xml_error("17", f"Target device {target} is not a managed device")
-            if child.unreachable is not None:
-                if child.unreachable == "timeout":
-                    time.sleep(self.unreachable_delay)
-                # Text and code [unverified]; no code, so a client cannot mistake it for code 22.
-                return _xml_error(None, f"Failed to redirect request: device {target} is not connected")
-            device = child
+        if entry.target:
+            relayed = self._relay(entry.target)
+            if isinstance(relayed, Response):
+                return relayed
+            device = relayed
         vsys = params.get("vsys")
         if device.kind == "firewall" and vsys and vsys not in device.vsys:
             return _xml_error("400", f"vsys {vsys} does not exist on {device.serial}")
-        match params.get("type"):
-            case "user-id":
-                return self._user_id(device, vsys, params.get("cmd"), entry)
-            case "op":
-                return self._op(device, vsys, params.get("cmd"))
-            case None:
-                return _xml_error("400", "Missing parameter: type")
-            case other:
-                return _xml_error("400", f"Request type {other} is not emulated")
+        # The device's management plane does one request's work at a time; a Panorama relaying
+        # `target=` requests hands them to each firewall's own plane.
+        with device.plane:
+            match params.get("type"):
+                case "user-id":
+                    return self._user_id(device, vsys, params.get("cmd"), entry)
+                case "op":
+                    return self._op(device, vsys, params.get("cmd"))
+                case "config":
+                    return self._config(device, params)
+                case None:
+                    return _xml_error("400", "Missing parameter: type")
+                case other:
+                    return _xml_error("400", f"Request type {other} is not emulated")
+
+    def _relay(self, target: str) -> Device | Response:
+        """The managed firewall a `target=` request goes to, or the error Panorama answers."""
+        if self.kind != "panorama":
+            return _xml_error("17", f"target {target}: only Panorama relays requests to other devices")
+        with self._lock:
+            child = self._children.get(target)
+        if child is None:
+            # The real text and code are not captured (reference §11.10) [unverified].
+            return _xml_error("17", f"Target device {target} is not a managed device")
+        if child.unreachable is not None:
+            if child.unreachable == "timeout":
+                self._sleep(self.unreachable_delay)
+            # Text and code [unverified]; no code, so a client cannot mistake it for code 22.
+            return _xml_error(None, f"Failed to redirect request: device {target} is not connected")
+        return child
 
     # -- type=user-id --------------------------------------------------------------------------
 
     def _user_id(self, device: Device, vsys: str | None, cmd: str | None, log: LoggedRequest) -> Response:
-        if not cmd:
-            return _xml_error("400", "Missing parameter: cmd")
-        message = _parse(cmd)
-        if message is None or message.tag != "uid-message":
-            return _xml_error("18", "Malformed uid-message: cmd is not a <uid-message> document")
-        payload = message.find("payload")
-        if (message.findtext("type") or "").strip() != "update" or payload is None:
-            return _xml_error("18", "Malformed uid-message: <type>update</type> and <payload> are required")
-        unknown = [
-            section.tag for section in payload if section.tag not in {"register", "unregister", "clear"}
-        ]
-        if unknown:
-            return _xml_error("17", f"uid-message verb {unknown[0]} is not emulated")
-        for section in payload:
-            count = 1 if section.tag == "clear" else len(section.findall("entry"))
-            log.uid[section.tag] = log.uid.get(section.tag, 0) + count
-            log.uid_ips[section.tag] = tuple(e.get("ip") or "" for e in section.findall("entry"))
-            log.uid_pairs[section.tag] = frozenset(
-                (entry.get("ip") or "", member.text or "")
-                for entry in section.findall("entry")
-                for member in entry.findall("tag/member")
-            )
+        payload = _uid_payload(cmd)
+        if isinstance(payload, Response):
+            return payload
+        _log_uid(payload, log)
         failures: dict[str, list[tuple[str, str]]] = {}
         with self._lock:
             table = device.table(device.table_name(vsys))
             self._expire(table)
             for section in payload:
-                match section.tag:
-                    case "register":
-                        for element in section.findall("entry"):
-                            self._register(device, table, element, failures.setdefault("register", []))
-                    case "unregister":
-                        for element in section.findall("entry"):
-                            self._unregister(table, element, failures.setdefault("unregister", []))
-                    case "clear":
-                        if section.find("registered-ip") is not None:
-                            table.clear()
+                found = failures.setdefault(section.tag, [])
+                if section.tag == "clear":
+                    if section.find("registered-ip") is not None:
+                        table.clear()
+                    continue
+                apply = self._register if section.tag == "register" else self._unregister
+                for element in section.findall("entry"):
+                    apply(device, table, element, found)
+        cost = self.time_scale * device.slowness * self.ingest_cost.seconds(log.uid)
+        if cost > 0:
+            self._sleep(cost)  # still holding the device's plane: the next request waits behind it
         verbs = [section.tag for section in payload]
         return _uid_response(verbs, {verb: found for verb, found in failures.items() if found})
 
@@ -635,29 +967,11 @@ class PanosEmulator:
         raw_ip = element.get("ip") or ""
         ip = self._valid_ip(raw_ip)
         if ip is None:
-            failures.append((raw_ip, f"Failed to register {raw_ip}: invalid IP address"))
+            failures.append((raw_ip, INVALID_IP))
             return
-        persistent_attr = (element.get("persistent") or "1").strip()
-        if persistent_attr not in {"0", "1"}:
-            failures.append((raw_ip, f"Failed to register {raw_ip}: persistent must be 0 or 1"))
-            return
-        wanted: dict[str, float | None] = {}
-        for member in element.findall("tag/member"):
-            tag = (member.text or "").strip()
-            if not tag:
-                failures.append((raw_ip, f"Failed to register {raw_ip}: empty tag"))
-                return
-            if len(tag) > MAX_TAG_LENGTH:
-                # The device's answer is not captured (reference §6) [unverified]; reject the entry.
-                failures.append((raw_ip, f"Failed to register {raw_ip}: tag longer than {MAX_TAG_LENGTH}"))
-                return
-            timeout = _timeout(member.get("timeout"))
-            if timeout is None:
-                failures.append((raw_ip, f"Failed to register {raw_ip}: timeout must be 0-{MAX_TIMEOUT}"))
-                return
-            wanted[tag] = None if timeout == 0 else self.clock + timeout
-        if not wanted:
-            failures.append((raw_ip, f"Failed to register {raw_ip}: no tag"))
+        wanted = self._wanted_tags(element)
+        if isinstance(wanted, str):
+            failures.append((raw_ip, f"Failed to register {raw_ip}: {wanted}"))
             return
         record = table.get(ip)
         existing = set(record.tags) if record is not None else set()
@@ -673,19 +987,41 @@ class PanosEmulator:
                 return
             record = table[ip] = IpRecord()
         # Re-registering sets persistence and refreshes timeouts (reference §11.2) [unverified].
-        record.persistent = persistent_attr == "1"
+        record.persistent = (element.get("persistent") or "1").strip() == "1"
         for tag, expires in wanted.items():
             if tag in record.tags and self.duplicate_mode == "error-entry":
                 failures.append((raw_ip, f"tag {tag} already exists, ignore"))
             record.tags[tag] = expires
 
+    def _wanted_tags(self, element: ET.Element) -> dict[str, float | None] | str:
+        """tag -> expiry a register entry asks for, or what is wrong with the entry."""
+        if (element.get("persistent") or "1").strip() not in {"0", "1"}:
+            return "persistent must be 0 or 1"
+        wanted: dict[str, float | None] = {}
+        for member in element.findall("tag/member"):
+            tag = (member.text or "").strip()
+            if not tag:
+                return "empty tag"
+            if len(tag) > MAX_TAG_LENGTH:
+                # The device's answer is not captured (reference §6) [unverified]; reject the entry.
+                return f"tag longer than {MAX_TAG_LENGTH}"
+            timeout = _timeout(member.get("timeout"))
+            if timeout is None:
+                return f"timeout must be 0-{MAX_TIMEOUT}"
+            wanted[tag] = None if timeout == 0 else self.clock + timeout
+        return wanted or "no tag"
+
     def _unregister(
-        self, table: dict[str, IpRecord], element: ET.Element, failures: list[tuple[str, str]]
+        self,
+        device: Device,
+        table: dict[str, IpRecord],
+        element: ET.Element,
+        failures: list[tuple[str, str]],
     ) -> None:
         raw_ip = element.get("ip") or ""
         ip = self._valid_ip(raw_ip)
         if ip is None:
-            failures.append((raw_ip, f"Failed to unregister {raw_ip}: invalid IP address"))
+            failures.append((raw_ip, INVALID_IP))
             return
         record = table.get(ip)
         if record is None:
@@ -706,25 +1042,20 @@ class PanosEmulator:
             del table[ip]
 
     def _valid_ip(self, text: str) -> str | None:
-        text = text.strip()
-        try:
-            return ipaddress.ip_address(text).compressed
-        except ValueError:
-            pass
-        if not self.allow_ranges:
+        """The canonical form of a registrable address, or None for the device's `Invalid IP address`.
+
+        The attribute must be the address alone: no surrounding spaces, no IPv6 zone (`%eth0`),
+        which the registered-IP table has no place for [unverified].
+        """
+        if text in self._refused:
             return None
-        # PAN-OS 10.0+: IPv4 ranges and networks only (reference §2.2).
-        if "-" in text:
-            first, _, last = text.partition("-")
-            try:
-                low, high = ipaddress.IPv4Address(first.strip()), ipaddress.IPv4Address(last.strip())
-            except ValueError:
-                return None
-            return f"{low}-{high}" if low <= high else None
         try:
-            return str(ipaddress.IPv4Network(text, strict=True))
+            address = ipaddress.ip_address(text)
         except ValueError:
+            return _ipv4_set(text) if self.allow_ranges else None
+        if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
             return None
+        return address.compressed
 
     # -- type=op -------------------------------------------------------------------------------
 
@@ -742,37 +1073,19 @@ class PanosEmulator:
         return _xml_error("17", "Invalid command: not emulated")
 
     def _show_registered_ip(self, device: Device, vsys: str | None, query: ET.Element) -> Response:
-        ip_filter: str | None = None
-        tag_filter: list[str] = []
-        limit, start = PAGE_LIMIT, 1
-        for child in query:
-            text = (child.text or "").strip()
-            match child.tag:
-                case "all":
-                    pass
-                case "ip":
-                    ip_filter = _canonical(text)
-                case "tag":
-                    tag_filter.extend(e.get("name") or "" for e in child.findall("entry"))
-                case "limit" | "start-point":
-                    if not text.isdigit() or int(text) < 1:
-                        return _xml_error("17", f"Invalid value for {child.tag}: {text!r}")
-                    if child.tag == "limit":
-                        limit = min(int(text), PAGE_LIMIT)
-                    else:
-                        start = int(text)
-                case other:
-                    return _xml_error("17", f"Invalid syntax: {other}")
+        selection = _registered_ip_query(query)
+        if isinstance(selection, Response):
+            return selection
+        ip_filter, tag_filter, limit, start = selection
         with self._lock:
             table = device.table(device.table_name(vsys))
             self._expire(table)
-            # Several tag filters: an IP must carry all of them [unverified].
+            # Device order (module docstring). Several tag filters: an IP must carry all [unverified].
             matching = [
-                (ip, record.persistent, record.from_agent, sorted(record.tags))
+                (ip, record.persistent, record.from_agent, list(record.tags))
                 for ip, record in table.items()
                 if (ip_filter is None or ip == ip_filter) and all(tag in record.tags for tag in tag_filter)
             ]
-        matching.sort(key=lambda item: _ip_key(item[0]))
         result = ET.Element("result")
         if self.legacy_outfile and len(matching) > PAGE_LIMIT:
             line = ET.SubElement(ET.SubElement(result, "msg"), "line")
@@ -796,22 +1109,50 @@ class PanosEmulator:
         return _xml_success(result, wrap=False)
 
     def _show_dags(self, device: Device) -> Response:
+        """`show object dynamic-address-group all`, from the running configuration's groups."""
         result = ET.Element("result")
         groups = ET.SubElement(result, "dyn-addr-grp")
         with self._lock:
-            for name, dag_filter, table_name in device.dags:
-                table = device.table(table_name)
-                self._expire(table)
-                predicate = compile_filter(dag_filter)
+            for device_group, vsys, definition in _dynamic_groups(device.running):
+                dag = self._membership(device, definition, device_group, vsys)
                 entry = ET.SubElement(groups, "entry")
-                ET.SubElement(entry, "vsys").text = table_name
-                ET.SubElement(entry, "group-name").text = name
-                ET.SubElement(entry, "filter").text = dag_filter
+                ET.SubElement(entry, "vsys").text = device.table_name(vsys)
+                ET.SubElement(entry, "group-name").text = dag.name
+                ET.SubElement(entry, "filter").text = dag.filter
+                if dag.members is None:
+                    continue  # a filter the emulator cannot evaluate: no member list rather than a guess
                 members = ET.SubElement(entry, "member-list")
-                for ip in sorted(table, key=_ip_key):
-                    if predicate(frozenset(table[ip].tags)):
-                        ET.SubElement(members, "entry", {"name": ip, "type": "registered-ip"})
+                for ip in dag.members:
+                    ET.SubElement(members, "entry", {"name": ip, "type": "registered-ip"})
         return _xml_success(result, wrap=False, attrs={"cmd": "status"})
+
+    # -- type=config ---------------------------------------------------------------------------
+
+    def _config(self, device: Device, params: dict[str, str]) -> Response:
+        """`action=show` reads the running configuration, `action=get` the candidate (reference §7.1).
+
+        An xpath naming several nodes (`.../device-group/entry/address-group`) answers each of
+        them in turn inside `<result>`, without the device-group names; a reader that needs them
+        asks for `.../device-group` instead. Whether `show` takes such an xpath on a real
+        device is not captured [unverified].
+        """
+        action = params.get("action")
+        if action not in {"show", "get"}:
+            return _xml_error("400", f"config action {action!r} is not emulated")
+        xpath = params.get("xpath") or "/config"
+        with self._lock:
+            nodes = _select_config(device.running if action == "show" else device.candidate, xpath)
+            if nodes is None:
+                return _xml_error("6", "Bad Xpath")
+            if not nodes and self.absent_config == "object-not-present":
+                return _xml_error("7", "Object not present")
+            if action == "show":
+                result = ET.Element("result")
+            else:
+                # `get` counts what it found and answers code 19, "Success" [unverified detail].
+                result = ET.Element("result", {"total-count": str(len(nodes)), "count": str(len(nodes))})
+            result.extend(copy.deepcopy(node) for node in nodes)
+        return _xml_success(result, wrap=False, attrs={} if action == "show" else {"code": "19"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -904,6 +1245,178 @@ class _FilterParser:
             return inner
         found = "end of filter" if kind is None else repr(self.tokens[self.position][1])
         raise ValueError(f"expected a quoted tag or '(' in DAG filter, found {found}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Request readers
+
+
+def _uid_payload(cmd: str | None) -> ET.Element | Response:
+    """The `<payload>` of a uid-message, or the error its shape earns."""
+    if not cmd:
+        return _xml_error("400", "Missing parameter: cmd")
+    message = _parse(cmd)
+    if message is None or message.tag != "uid-message":
+        return _xml_error("18", "Malformed uid-message: cmd is not a <uid-message> document")
+    payload = message.find("payload")
+    if (message.findtext("type") or "").strip() != "update" or payload is None:
+        return _xml_error("18", "Malformed uid-message: <type>update</type> and <payload> are required")
+    unknown = [section.tag for section in payload if section.tag not in {"register", "unregister", "clear"}]
+    if unknown:
+        return _xml_error("17", f"uid-message verb {unknown[0]} is not emulated")
+    return payload
+
+
+def _log_uid(payload: ET.Element, log: LoggedRequest) -> None:
+    """What the message carried, per verb (a verb may appear in several sections)."""
+    for section in payload:
+        verb, entries = section.tag, section.findall("entry")
+        log.uid[verb] = log.uid.get(verb, 0) + (1 if verb == "clear" else len(entries))
+        log.uid_ips[verb] = log.uid_ips.get(verb, ()) + tuple(e.get("ip") or "" for e in entries)
+        log.uid_pairs[verb] = log.uid_pairs.get(verb, frozenset()) | frozenset(
+            (entry.get("ip") or "", member.text or "")
+            for entry in entries
+            for member in entry.findall("tag/member")
+        )
+
+
+def _registered_ip_query(query: ET.Element) -> tuple[str | None, list[str], int, int] | Response:
+    """(ip filter, tag filters, limit, start-point) of a `show object registered-ip`, or its error."""
+    ip_filter: str | None = None
+    tag_filter: list[str] = []
+    limit, start = PAGE_LIMIT, 1
+    for child in query:
+        text = (child.text or "").strip()
+        match child.tag:
+            case "all":
+                pass
+            case "ip":
+                ip_filter = _canonical(text)
+            case "tag":
+                tag_filter.extend(e.get("name") or "" for e in child.findall("entry"))
+            case "limit" | "start-point":
+                if not text.isdigit() or int(text) < 1:
+                    return _xml_error("17", f"Invalid value for {child.tag}: {text!r}")
+                if child.tag == "limit":
+                    limit = min(int(text), PAGE_LIMIT)
+                else:
+                    start = int(text)
+            case other:
+                return _xml_error("17", f"Invalid syntax: {other}")
+    return ip_filter, tag_filter, limit, start
+
+
+def _ipv4_set(text: str) -> str | None:
+    """PAN-OS 10.0+: an IPv4 range or network, canonical (reference §2.2), or None."""
+    if "-" in text:
+        first, _, last = text.partition("-")
+        try:
+            low, high = ipaddress.IPv4Address(first), ipaddress.IPv4Address(last)
+        except ValueError:
+            return None
+        return f"{low}-{high}" if low <= high else None
+    try:
+        return str(ipaddress.IPv4Network(text, strict=True))
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration tree (address groups, reference §7.1)
+
+
+def _config_skeleton(kind: Kind, vsys: Iterable[str]) -> ET.Element:
+    """`<config>` with `shared` and the local device entry: its vsys (firewall) or device groups (Panorama)."""
+    config = ET.Element("config")
+    ET.SubElement(config, "shared")
+    local = ET.SubElement(ET.SubElement(config, "devices"), "entry", {"name": LOCAL_DEVICE})
+    if kind == "firewall":
+        container = ET.SubElement(local, "vsys")
+        for name in vsys:
+            ET.SubElement(container, "entry", {"name": name})
+    else:
+        ET.SubElement(local, "device-group")
+    return config
+
+
+def _check_location(device: Device, device_group: str | None, vsys: str | None) -> None:
+    if device_group is not None and vsys is not None:
+        raise ValueError("an address group lives in a device group or a vsys, not both")
+    if device_group is not None and device.kind != "panorama":
+        raise ValueError("device groups exist on Panorama only")
+    if vsys is not None and (device.kind != "firewall" or vsys not in device.vsys):
+        raise ValueError(f"{device.serial} has no vsys {vsys}")
+
+
+def _named(parent: ET.Element, name: str) -> ET.Element | None:
+    return next((entry for entry in parent.findall("entry") if entry.get("name") == name), None)
+
+
+def _local_device(config: ET.Element) -> ET.Element:
+    devices = config.find("devices")
+    local = None if devices is None else _named(devices, LOCAL_DEVICE)
+    assert local is not None, "the skeleton always holds the local device"
+    return local
+
+
+def _group_parent(
+    config: ET.Element, device_group: str | None, vsys: str | None, *, create: bool
+) -> ET.Element | None:
+    """The element whose `address-group` holds a location's groups (a new device group if `create`)."""
+    if vsys is not None:
+        container = _local_device(config).find("vsys")
+        return None if container is None else _named(container, vsys)
+    if device_group is None:
+        return config.find("shared")
+    groups = _local_device(config).find("device-group")
+    assert groups is not None, "a Panorama skeleton always holds device-group"
+    found = _named(groups, device_group)
+    if found is None and create:
+        found = ET.SubElement(groups, "entry", {"name": device_group})
+    return found
+
+
+def _group_entry(
+    config: ET.Element, name: str, device_group: str | None, vsys: str | None
+) -> tuple[ET.Element, ET.Element, ET.Element] | None:
+    """(location element, its `address-group`, the entry) of the group `name`, if it is there."""
+    parent = _group_parent(config, device_group, vsys, create=False)
+    groups = None if parent is None else parent.find("address-group")
+    entry = None if groups is None else _named(groups, name)
+    if parent is None or groups is None or entry is None:
+        return None
+    return parent, groups, entry
+
+
+def _dynamic_groups(config: ET.Element) -> Iterator[tuple[str | None, str | None, ET.Element]]:
+    """(device group, vsys, entry) of every dynamic address group: shared, device groups, vsys."""
+    local = _local_device(config)
+    locations: list[tuple[str | None, str | None, ET.Element | None]] = [(None, None, config.find("shared"))]
+    locations += [(entry.get("name"), None, entry) for entry in local.findall("device-group/entry")]
+    locations += [(None, entry.get("name"), entry) for entry in local.findall("vsys/entry")]
+    for device_group, vsys, parent in locations:
+        if parent is None:
+            continue
+        for entry in parent.findall("address-group/entry"):
+            if entry.find("dynamic/filter") is not None:
+                yield device_group, vsys, entry
+
+
+def _select_config(config: ET.Element, xpath: str) -> list[ET.Element] | None:
+    """The nodes an absolute `/config/...` xpath names, or None when the xpath cannot be read.
+
+    ElementTree's path language covers the xpaths of reference §7.1 (child steps, `entry`
+    without a predicate, `[@name='…']`); anything it cannot read is PAN-OS code 6, Bad Xpath.
+    """
+    path = xpath.strip().rstrip("/")
+    if path == "/config":
+        return [config]
+    if not path.startswith("/config/"):
+        return None
+    try:
+        return config.findall("./" + path.removeprefix("/config/"))
+    except (SyntaxError, KeyError, TypeError):  # what ElementPath raises for paths it cannot compile
+        return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1026,10 +1539,25 @@ def _xml_success(content: ET.Element, *, wrap: bool = True, attrs: dict[str, str
     return Response(200, ET.tostring(root, encoding="utf-8"), dict(_XML_HEADERS))
 
 
-def _xml_error(code: str | None, text: str, *, http_status: int = 200) -> Response:
-    root = ET.Element("response", {"status": "error", **({"code": code} if code else {})})
+def _xml_error(code: str | None, text: str, *, http_status: int = 200, status: str = "error") -> Response:
+    root = ET.Element("response", {"status": status, **({"code": code} if code else {})})
     ET.SubElement(ET.SubElement(root, "msg"), "line").text = text
     return Response(http_status, ET.tostring(root, encoding="utf-8"), dict(_XML_HEADERS))
+
+
+def _unauth(code: UnauthCode) -> Response:
+    """The `status="unauth"` answer of reference §5.4, sent with HTTP 200."""
+    return _xml_error(code, _UNAUTH_TEXT[code], status="unauth")
+
+
+def _http_error(status: int) -> Response:
+    """A bare HTTP error page, as the web server in front of the API sends it: no XML."""
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    body = f"<html><body><h1>{status} {phrase}</h1></body></html>".encode()
+    return Response(status, body, {"Content-Type": "text/html"})
 
 
 def _uid_response(verbs: list[str], failures: dict[str, list[tuple[str, str]]]) -> Response:

@@ -6,14 +6,17 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dagsync.config import load_settings
+from dagsync.deadline import deadline_after
 from dagsync.errors import DagSyncError
-from dagsync.events import parse_event
-from dagsync.observability import logger, metrics, publish_metrics
+from dagsync.events import SyncRequest, parse_event
+from dagsync.observability import logger, metrics, publish_metrics, run_log_keys
+from dagsync.panos import KeyCache
 from dagsync.result import RunResult
 from dagsync.runtime import build_engine
 
-# Leases outlive the invocation by this much, so a killed run's lease expires soon after it.
-LEASE_MARGIN_SECONDS = 30.0
+# A PAN-OS key generated from a username and password lives as long as the container: one keygen
+# per cold start, whatever the number of targets and invocations (docs/configuration.md#secrets).
+KEY_CACHE = KeyCache()
 
 
 class RunFailed(Exception):
@@ -23,40 +26,50 @@ class RunFailed(Exception):
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    # Read first: every moment spent before this is time the run believes it still has.
+    remaining_seconds = context.get_remaining_time_in_millis() / 1000
+    deadline = deadline_after(remaining_seconds)
     correlation_id = event.get("id") if isinstance(event, dict) else None
     logger.set_correlation_id(correlation_id or context.aws_request_id)
-    request = None
     try:
         request = parse_event(event)
-        logger.append_keys(trigger=request.trigger, mode=request.mode)
+    except DagSyncError as exc:
+        return _report(RunResult(mode="sync", dry_run=False, error=str(exc)))
+    with run_log_keys(request):
+        return _report(_run(request, context, remaining_seconds, deadline))
+
+
+def _run(
+    request: SyncRequest, context: LambdaContext, remaining_seconds: float, deadline: float | None
+) -> RunResult:
+    try:
         settings = load_settings(os.environ)
         for note in settings.insecure_settings():
             logger.warning(note)
         engine = build_engine(
             settings,
             run_id=context.aws_request_id,
-            lease_seconds=context.get_remaining_time_in_millis() / 1000 + LEASE_MARGIN_SECONDS,
+            lease_seconds=settings.lease_seconds(remaining_seconds),
+            key_cache=KEY_CACHE,
+            deadline=deadline,
         )
-        result = engine.run(request)
+        return engine.run(request, deadline=deadline)
     except DagSyncError as exc:
-        result = RunResult(
-            mode=request.mode if request else "sync",
-            dry_run=request.dry_run if request else False,
-            error=str(exc),
-        )
+        error = str(exc)
+    except Exception as exc:
+        # Whatever a client did not expect still ends in a summary and metrics, not a bare traceback.
+        logger.exception("run failed unexpectedly")
+        error = f"unexpected {type(exc).__name__}; the function's log has the traceback"
+    return RunResult(mode=request.mode, dry_run=request.dry_run, forced=request.force, error=error)
+
+
+def _report(result: RunResult) -> dict[str, Any]:
+    """Log the summary and publish its metrics; raise afterwards when the run must be seen failing."""
     summary = result.to_dict()
     publish_metrics(result)
-    if result.should_raise:
+    failures = result.failures
+    if failures:
         logger.error("run summary", extra={"summary": summary})
-        raise RunFailed(_failure_message(result))
+        raise RunFailed(result.error or f"run {result.status}; " + "; ".join(failures))
     logger.info("run summary", extra={"summary": summary})
     return summary
-
-
-def _failure_message(result: RunResult) -> str:
-    if result.error is not None:
-        return result.error
-    failing = [
-        f"{t.target}: {t.status}: {t.error}" for t in result.targets if t.status in {"failed", "partial"}
-    ]
-    return f"run {result.status}; " + "; ".join(failing)

@@ -1,8 +1,11 @@
 """Fault-suite fixtures: the integration fixtures, plus the I/O seams and a fake lease clock."""
 
+from functools import partial
+
 import pytest
 
 from dagsync import pce as pce_module
+from dagsync import runtime
 from dagsync.snapshot import SnapshotStore
 from tests.clock import FakeClock
 from tests.faults.harness import START, Seams, install_seams
@@ -19,10 +22,10 @@ def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """Every SnapshotStore the function builds reads lease time from this clock."""
+    """The function's snapshot store is built with this clock (and waits for nothing); a test
+    that builds its own store passes the clock too."""
     fake = FakeClock(START)
-    defaults = SnapshotStore.__init__.__kwdefaults__
-    monkeypatch.setattr(SnapshotStore.__init__, "__kwdefaults__", {**defaults, "clock": fake})
+    monkeypatch.setattr(runtime, "SnapshotStore", partial(SnapshotStore, clock=fake, sleep=lambda _: None))
     return fake
 
 

@@ -10,13 +10,15 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from botocore.exceptions import ClientError
 
+from dagsync.canary import CANARY_IP
 from dagsync.diff import subtract, union
-from dagsync.engine import CANARY_IP
+from dagsync.manifest import MANIFEST_KEY
 from dagsync.mapping import map_workloads
 from dagsync.models import Workload
 from dagsync.panos import PanosClient
 from dagsync.pce import PceClient
-from dagsync.snapshot import MANIFEST_KEY, Snapshot, SnapshotStore
+from dagsync.snapshot import Snapshot, SnapshotStore
+from dagsync.table import Table
 from emulators.local import TABLE, LocalDeployment
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator
@@ -152,22 +154,22 @@ def dynamodb_error(code: str, operation: str) -> ClientError:
 
 def install_seams(monkeypatch: pytest.MonkeyPatch, seams: Seams) -> None:
     original_attempt = PanosClient._attempt
-    original_call = SnapshotStore._call
+    original_call = Table.call
     original_get = PceClient._get
 
     def attempt(self: PanosClient, body: bytes, headers: dict[str, str]) -> Any:
         return seams.around(panos_label(body), lambda: original_attempt(self, body, headers))
 
-    def call(self: SnapshotStore, operation: str, target: str, request: Callable[[], Any]) -> Any:
+    def call(self: Table, operation: str, pk: str, request: Callable[[], Any]) -> Any:
         label = f"dynamodb {operation}"
         sent = partial(seams.send, label, request)
-        return seams.around(label, lambda: original_call(self, operation, target, sent))
+        return seams.around(label, lambda: original_call(self, operation, pk, sent))
 
     def get(self: PceClient, url: str, **kwargs: Any) -> Any:
         return seams.around(pce_label(url), lambda: original_get(self, url, **kwargs))
 
     monkeypatch.setattr(PanosClient, "_attempt", attempt)
-    monkeypatch.setattr(SnapshotStore, "_call", call)
+    monkeypatch.setattr(Table, "call", call)
     monkeypatch.setattr(PceClient, "_get", get)
 
 

@@ -113,7 +113,7 @@ def test_a_run_that_loses_its_expired_lease_mid_push_reports_conflict_and_the_ne
             return None
         taken.append(1)
         clock.advance(LEASE_SECONDS + 1)
-        other = SnapshotStore(TABLE)
+        other = SnapshotStore(TABLE, clock=clock)
         snapshot = other.load(target)
         other.commit(other.acquire(snapshot, "other-run", 60), snapshot.confirmed, snapshot.uncertain)
         return None
@@ -139,7 +139,7 @@ def test_a_run_that_loaded_before_another_committed_sends_nothing(
         if label != "dynamodb UpdateItem" or fired:
             return None
         fired.append(1)
-        other = SnapshotStore(TABLE)
+        other = SnapshotStore(TABLE, clock=clock)
         snapshot = other.load(target)
         other.commit(other.acquire(snapshot, "other-run", 60), snapshot.confirmed, snapshot.uncertain)
         return None

@@ -1,15 +1,17 @@
-"""Hostile label values (SPEC §3): markup, quotes, control characters, unicode, 500 characters.
+"""Hostile label values and addresses (SPEC §3): markup, quotes, control characters, unicode,
+500 characters; zoned, over-long, garbage and IPv4-mapped addresses.
 
 Every uid-message on the wire is parsed back with defusedxml; the tags are checked against the
 sanitising rules by hand, not by calling the mapping.
 """
 
 import hashlib
+from typing import ClassVar
 
 import defusedxml.ElementTree as SafeET
 import pytest
 
-from dagsync.engine import CANARY_IP
+from dagsync.canary import CANARY_IP
 from tests.faults.harness import CANARY, assert_exact
 from tests.integration.conftest import workload
 
@@ -72,7 +74,15 @@ def test_hostile_labels_become_sanitised_tags_in_well_formed_xml(deployment, pan
 
 def test_two_labels_that_sanitise_to_one_tag_are_reported(deployment):
     summary = deployment.invoke({})
-    assert summary["warnings"] == ["labels env='a  b' and env='a b' both map to tag 'illumio.env.a b'"]
+    assert "labels env='a  b' and env='a b' both map to tag 'illumio.env.a b'" in summary["warnings"]
+
+
+def test_markup_in_an_address_is_reported_and_never_sent(deployment, panos):
+    odd = [w for w in deployment.invoke({})["warnings"] if "not an IP address" in w]
+    assert len(odd) == 2
+    assert all(w.startswith("workload /orgs/1/workloads/w8") for w in odd)
+    assert "'10.7.0.8<evil/>'" in odd[0] and '"\' or 1=1"' in odd[1]
+    assert not any(ip.startswith("10.7.0.8") for ip, _ in wire_pairs(panos, "register"))
 
 
 def test_hostile_tags_are_unregistered_in_well_formed_xml(deployment, pce, panos, clock):
@@ -111,3 +121,45 @@ class TestEveryLabelKey:
         }
         assert wire_pairs(panos, "register") == as_pairs(expected)
         assert_exact(deployment, panos, expected, {}, now=clock.now)
+
+
+class TestOddAddresses:
+    """Address text the PCE can hold that is no plain IP: dropped with a warning naming the
+    workload; the run is ok and every other pair is exact."""
+
+    ODD: ClassVar = {
+        "zoned": ["2001:db8::1%x", "10.8.0.1"],
+        "zoned-link-local": ["fe80::1%eth0", "10.8.0.2"],
+        "over-long": ["10.8.0.3" * 2000, "10.8.0.3"],
+        "garbage": ["\x00\x07 not an address", "10.8.0.4"],
+        "ipv4-mapped": ["::ffff:10.8.0.9", "10.8.0.5"],
+    }
+    EXPECTED: ClassVar = {f"10.8.0.{n}": frozenset({"illumio.app.Odd"}) for n in range(1, 6)} | {
+        "10.8.0.9": frozenset({"illumio.app.Plain"})
+    }
+
+    @pytest.fixture
+    def pce(self, pce):
+        pce.set_workloads(
+            [workload(name, {"app": "Odd"}, addresses) for name, addresses in self.ODD.items()]
+            + [workload("plain", {"app": "Plain"}, ["10.8.0.9"])]
+        )
+        return pce
+
+    def test_odd_addresses_are_dropped_and_every_other_pair_is_exact(self, deployment, panos, clock):
+        summary = deployment.invoke({})
+        assert summary["status"] == "ok"
+        assert wire_pairs(panos, "register") == as_pairs(self.EXPECTED)
+        assert panos.calls("user-id", verb="unregister") == []
+        assert_exact(deployment, panos, self.EXPECTED, {}, now=clock.now)
+
+    def test_each_odd_address_is_a_warning_naming_its_workload(self, deployment):
+        warnings = deployment.invoke({})["warnings"]
+        assert len(warnings) == len(self.ODD)
+        for name, warning in zip(self.ODD, warnings, strict=True):
+            assert warning.startswith(f"workload /orgs/1/workloads/{name}")
+        assert all(len(warning) < 300 for warning in warnings)
+
+    def test_an_ipv4_mapped_address_does_not_join_the_ipv4_workloads_dags(self, deployment, panos):
+        deployment.invoke({})
+        assert panos.table()["10.8.0.9"] == frozenset({"illumio.app.Plain"})

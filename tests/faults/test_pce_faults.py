@@ -161,7 +161,7 @@ def test_an_incomplete_inventory_stops_the_run_before_any_device_call(
 @pytest.mark.parametrize(
     "fault",
     [
-        pytest.param({"rate_limit_next": 2}, id="429-retry-after"),
+        pytest.param({"rate_limit_next": 2, "rate_limit_retry_after": "1"}, id="429-retry-after"),
         pytest.param({"rate_limit_next": 2, "rate_limit_retry_after": None}, id="429-no-retry-after"),
         pytest.param({"fail_next": 2, "fail_status": 500}, id="500"),
         pytest.param({"reset_next": 2}, id="connection-reset"),
@@ -190,9 +190,9 @@ def test_a_pce_rate_limiting_for_40_seconds_without_retry_after_ends_ok(
 
 
 def test_a_run_whose_pce_requests_exceed_the_per_minute_budget_is_spaced_and_ends_ok(
-    deployment, pce, panos, clock, fast_retries
+    deployment, pce, panos, clock, fast_retries, monkeypatch
 ):
-    fast_retries.pce_max_requests_per_minute = 2
+    monkeypatch.setenv("PCE_MAX_REQUESTS_PER_MINUTE", "2")
     started = fast_retries.clock.now
     assert deployment.invoke({})["status"] == "ok"
     assert pce.count() == 3  # submit, one poll, the datafile

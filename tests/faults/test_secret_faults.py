@@ -50,11 +50,14 @@ def store(deployment, secret_id: str, value: object) -> None:
         pytest.param(
             PCE_SECRET,
             json.dumps({"auth_username": "api_1a2b3c4d5e"}),
-            r"secret dagsync/pce must hold 'secret'",
+            r"secret dagsync/pce: field 'secret' is missing",
             id="pce-no-secret-field",
         ),
         pytest.param(
-            PCE_SECRET, json.dumps({"secret": "hunter2"}), r"must hold 'auth_username'", id="pce-no-username"
+            PCE_SECRET,
+            json.dumps({"secret": "hunter2"}),
+            r"field 'auth_username' is missing",
+            id="pce-no-username",
         ),
         pytest.param(
             PANOS_SECRET,

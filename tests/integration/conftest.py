@@ -13,7 +13,7 @@ import app
 from dagsync import observability, runtime
 from dagsync.config import Settings
 from dagsync.engine import SyncEngine
-from dagsync.pce import DEFAULT_REQUESTS_PER_MINUTE, PCE_RETRY
+from dagsync.pce import PCE_RETRY
 from dagsync.retry import RetryPolicy
 from dagsync.runtime import ClientOptions
 from emulators.local import LocalDeployment
@@ -75,7 +75,6 @@ class ClientSetup:
             sleep=self.clock.sleep,
             clock=self.clock.monotonic,
         )
-        self.pce_max_requests_per_minute = DEFAULT_REQUESTS_PER_MINUTE
 
     def configure(self, **changes: Any) -> None:
         self.options = replace(self.options, **changes)
@@ -84,7 +83,6 @@ class ClientSetup:
         return runtime.build_engine(
             settings,
             options=self.options,
-            pce_max_requests_per_minute=self.pce_max_requests_per_minute,
             **kwargs,
         )
 

@@ -37,3 +37,36 @@ def test_configuration_errors_exit_two_with_the_variable_named(deployment, monke
 def test_unknown_command_is_refused():
     with pytest.raises(SystemExit):
         main(["purge"])
+
+
+@pytest.mark.parametrize("variable", ["PCE_URL", "PANOS_URL"])
+def test_a_url_carrying_credentials_is_refused_without_echoing_them(
+    deployment, monkeypatch, capsys, variable
+):
+    monkeypatch.setenv(variable, "https://dagsync:pw-41d0aa@device.example.com")
+    assert main(["sync"]) == 2
+    captured = capsys.readouterr()
+    assert f"{variable} must not carry a username or password" in captured.err
+    assert "pw-41d0aa" not in captured.out + captured.err
+
+
+def test_a_forced_sync_says_so_in_its_summary(deployment, capsys):
+    assert main(["sync", "--force"]) == 0
+    assert json.loads(capsys.readouterr().out)["forced"] is True
+
+
+def test_a_run_with_a_deadline_completes_when_the_time_suffices(deployment, capsys):
+    assert main(["sync", "--deadline", "600"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "ok"
+
+
+@pytest.mark.parametrize("seconds", ["0", "-5", "soon", "inf"])
+def test_a_deadline_must_be_a_positive_number_of_seconds(seconds, capsys):
+    with pytest.raises(SystemExit):
+        main(["sync", "--deadline", seconds])
+    assert "--deadline" in capsys.readouterr().err
+
+
+def test_plan_without_dag_definitions_prints_the_json_summary(deployment, capsys):
+    assert main(["plan", "--json"]) == 0
+    assert "dag_changes" not in json.loads(capsys.readouterr().out)["targets"][0]

@@ -9,8 +9,9 @@ import pytest
 
 import app
 from app import RunFailed
-from dagsync.engine import CANARY_IP
-from dagsync.panos import PanosClient, PanosCredentials
+from dagsync.canary import CANARY_IP
+from dagsync.credentials import PanosCredentials
+from dagsync.panos import PanosClient
 from dagsync.snapshot import SnapshotStore
 from emulators.local import PANOS_API_KEY, TABLE
 from emulators.panos import PanosEmulator

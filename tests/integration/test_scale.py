@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from dagsync.engine import CANARY_IP
+from dagsync.canary import CANARY_IP
 from dagsync.mapping import make_tag
 from emulators.estate import Estate, churn, generate_estate
 from emulators.local import PANOS_API_KEY, LocalDeployment

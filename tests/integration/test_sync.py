@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from app import RunFailed
-from dagsync.engine import CANARY_IP
+from dagsync.canary import CANARY_IP
 from dagsync.snapshot import SnapshotStore
 from emulators.local import TABLE
 from tests.integration.conftest import large_estate, workload

@@ -1,6 +1,6 @@
 """SPEC §4 steps 2 and 3."""
 
-from dagsync.diff import plan_changes, removal_blocked, with_prefix
+from dagsync.diff import plan_changes, removal_blocked, restricted, with_prefix
 
 A, B = "illumio.app.A", "illumio.app.B"
 
@@ -61,3 +61,8 @@ def test_with_prefix_keeps_only_our_tags():
     assert with_prefix(
         {"10.0.0.1": frozenset({A, "other.tag"}), "10.0.0.2": frozenset({"x"})}, "illumio."
     ) == {"10.0.0.1": frozenset({A})}
+
+
+def test_restricted_keeps_only_the_given_ips():
+    tag_map = {"10.0.0.1": frozenset({A}), "10.0.0.2": frozenset({B}), "10.0.0.3": frozenset()}
+    assert restricted(tag_map, ["10.0.0.2", "10.0.0.3", "10.0.0.9"]) == {"10.0.0.2": frozenset({B})}

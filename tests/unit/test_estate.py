@@ -7,7 +7,15 @@ from typing import Any
 
 import pytest
 
-from emulators.estate import BUILTIN_KEYS, Estate, churn, generate_estate
+from emulators.estate import (
+    BUILTIN_KEYS,
+    DOCKER_BRIDGE,
+    Estate,
+    Oddities,
+    add_nat_and_bridge,
+    churn,
+    generate_estate,
+)
 
 N = 3000
 
@@ -225,3 +233,207 @@ def test_churn_of_zero_percent_changes_nothing(estate: Estate) -> None:
 
     assert report.total == 0
     assert _snapshot(changed) == _snapshot(estate)
+
+
+# -- oddities ------------------------------------------------------------------------------------
+
+ODD = Oddities(
+    nat_addresses=3,
+    nat_sharers=4,
+    docker_hosts=12,
+    zoned_ipv6=4,
+    malformed_addresses=5,
+    ipv4_mapped_ipv6=3,
+    routable_loopbacks=3,
+)
+
+
+@pytest.fixture(scope="module")
+def odd() -> Estate:
+    return generate_estate(600, seed=12, oddities=ODD)
+
+
+def _interfaces_named(estate: Estate, name: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    return [
+        (workload, iface)
+        for workload in estate.workloads
+        for iface in workload.get("interfaces") or ()
+        if iface["name"] == name
+    ]
+
+
+def _odd_addresses(estate: Estate, kind: str) -> list[str]:
+    return [address for _, address in estate.oddities.get(kind, ())]
+
+
+def _is_ip(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
+
+def test_oddities_are_off_by_default(estate: Estate) -> None:
+    addresses = [address for workload in estate.workloads for address in _addresses(workload)]
+
+    assert estate.oddities == {}
+    assert not _interfaces_named(estate, "eth0.public") and not _interfaces_named(estate, "docker0")
+    assert all(_is_ip(address) and "%" not in address for address in addresses)
+
+
+def test_oddities_leave_the_ordinary_estate_as_it_was(odd: Estate) -> None:
+    plain = generate_estate(600, seed=12)
+
+    assert [(w["href"], w["labels"]) for w in odd.workloads] == [
+        (w["href"], w["labels"]) for w in plain.workloads
+    ]
+    assert all(
+        _addresses(with_odd)[: len(_addresses(without))] == _addresses(without)
+        for with_odd, without in zip(odd.workloads, plain.workloads, strict=True)
+    )
+
+
+def test_same_seed_gives_the_same_oddities(odd: Estate) -> None:
+    assert _snapshot(generate_estate(600, seed=12, oddities=ODD)) == _snapshot(odd)
+
+
+def test_each_nat_address_is_a_slash_32_pseudo_interface_of_several_workloads(odd: Estate) -> None:
+    sharers = Counter(iface["address"] for _, iface in _interfaces_named(odd, "eth0.public"))
+
+    assert sorted(sharers.values()) == [4, 4, 4]
+    assert all(iface["cidr_block"] == 32 for _, iface in _interfaces_named(odd, "eth0.public"))
+    assert all(
+        iface["network_detection_mode"] == "manual" for _, iface in _interfaces_named(odd, "eth0.public")
+    )
+
+
+def test_workloads_behind_one_nat_address_have_different_labels(odd: Estate) -> None:
+    label_sets: dict[str, list[frozenset[str]]] = {}
+    for workload, iface in _interfaces_named(odd, "eth0.public"):
+        labels = frozenset(f"{label['key']}={label['value']}" for label in workload["labels"])
+        label_sets.setdefault(iface["address"], []).append(labels)
+
+    assert all(len(set(sets)) == len(sets) for sets in label_sets.values())
+
+
+def test_a_nat_address_is_also_the_public_ip_of_each_workload_behind_it(odd: Estate) -> None:
+    assert all(
+        workload["public_ip"] == iface["address"] for workload, iface in _interfaces_named(odd, "eth0.public")
+    )
+
+
+def test_one_docker_bridge_address_is_shared_by_the_requested_managed_hosts(odd: Estate) -> None:
+    bridges = _interfaces_named(odd, "docker0")
+
+    assert len({workload["href"] for workload, _ in bridges}) == 12
+    assert {(iface["address"], iface["cidr_block"]) for _, iface in bridges} == {(DOCKER_BRIDGE, 16)}
+    assert all(workload["managed"] for workload, _ in bridges)
+
+
+def test_zoned_ipv6_addresses_carry_a_zone_link_local_and_global(odd: Estate) -> None:
+    zoned = [ipaddress.IPv6Address(address) for address in _odd_addresses(odd, "zoned_ipv6")]
+
+    assert len(zoned) == 4
+    assert all(address.scope_id for address in zoned)
+    assert {address.is_link_local for address in zoned} == {True, False}
+
+
+def test_malformed_addresses_are_garbage_text_and_an_over_long_string(odd: Estate) -> None:
+    malformed = _odd_addresses(odd, "malformed_addresses")
+
+    assert len(malformed) == 5
+    assert not any(_is_ip(address) for address in malformed)
+    assert max(map(len, malformed)) > 1000
+
+
+def test_ipv4_mapped_addresses_hide_unused_ipv4_addresses(odd: Estate) -> None:
+    mapped = [ipaddress.IPv6Address(address) for address in _odd_addresses(odd, "ipv4_mapped_ipv6")]
+    plain = {address for workload in odd.workloads for address in _addresses(workload)}
+
+    assert len(mapped) == 3
+    assert all(address.ipv4_mapped is not None for address in mapped)
+    assert not {str(address.ipv4_mapped) for address in mapped} & plain
+
+
+def test_routable_loopbacks_are_flagged_on_unique_10_8_addresses(odd: Estate) -> None:
+    flagged = [iface for _, iface in _interfaces_named(odd, "lo") if iface["address"] != "127.0.0.1"]
+    owners = Counter(address for workload in odd.workloads for address in _addresses(workload))
+
+    assert len(flagged) == 3
+    assert all(iface["loopback"] is True for iface in flagged)
+    assert all(
+        ipaddress.ip_address(iface["address"]) in ipaddress.ip_network("10.0.0.0/8") for iface in flagged
+    )
+    assert all(owners[iface["address"]] == 1 for iface in flagged)
+
+
+def test_every_odd_address_sits_beside_an_ordinary_tagged_address(odd: Estate) -> None:
+    for kind in ("zoned_ipv6", "malformed_addresses", "ipv4_mapped_ipv6", "routable_loopbacks"):
+        for href, _ in odd.oddities[kind]:
+            workload = odd.find(href)
+            assert workload is not None and workload["labels"]
+            assert any(
+                _is_ip(iface["address"]) and not iface["loopback"] and "." in iface["address"]
+                for iface in workload["interfaces"]
+                if iface["name"] not in {"eth0.public", "docker0", "lo"}
+            )
+
+
+def test_churn_never_moves_a_shared_address(odd: Estate) -> None:
+    changed = generate_estate(600, seed=12, oddities=ODD)
+
+    report = churn(changed, 30.0, seed=4)
+
+    shared = [*odd.oddities["docker_hosts"], *odd.oddities["nat_addresses"]]
+    assert set(report.moved) & {href for href, _ in shared}
+    for href, address in shared:
+        workload = changed.find(href)
+        assert workload is None or address in _addresses(workload)
+
+
+def _small_estate() -> list[dict[str, Any]]:
+    def workload(name: str, env: str, address: str) -> dict[str, Any]:
+        return {
+            "href": f"/orgs/1/workloads/{name}",
+            "labels": [{"href": f"/orgs/1/labels/{env}", "key": "env", "value": env}],
+            "interfaces": [{"name": "eth0", "address": address}],
+        }
+
+    return [
+        workload("a", "Production", "10.0.0.1"),
+        workload("b", "Production", "10.0.0.2"),
+        workload("c", "Development", "10.0.0.3"),
+        workload("d", "Staging", "10.0.0.4"),
+        workload("e", "Test", "10.0.0.5"),
+    ]
+
+
+def test_nat_and_bridge_helper_adds_one_nat_address_to_two_differently_labelled_workloads() -> None:
+    workloads = _small_estate()
+
+    behind_nat, _ = add_nat_and_bridge(workloads, nat_address="198.51.100.77")
+
+    assert behind_nat == ["/orgs/1/workloads/a", "/orgs/1/workloads/c"]
+    carriers = [w for w in workloads if "198.51.100.77" in _addresses(w)]
+    assert [w["href"] for w in carriers] == behind_nat
+    assert all(w["public_ip"] == "198.51.100.77" for w in carriers)
+
+
+def test_nat_and_bridge_helper_adds_one_bridge_to_two_other_differently_labelled_workloads() -> None:
+    workloads = _small_estate()
+
+    behind_nat, bridged = add_nat_and_bridge(workloads)
+
+    assert bridged == ["/orgs/1/workloads/b", "/orgs/1/workloads/d"]
+    assert not set(bridged) & set(behind_nat)
+    assert [w["href"] for w in workloads if DOCKER_BRIDGE in _addresses(w)] == bridged
+
+
+def test_nat_and_bridge_helper_refuses_an_estate_labelled_all_alike() -> None:
+    workloads = _small_estate()
+    for workload in workloads:
+        workload["labels"] = workloads[0]["labels"]
+
+    with pytest.raises(ValueError, match="differently labelled"):
+        add_nat_and_bridge(workloads)

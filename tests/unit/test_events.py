@@ -70,3 +70,14 @@ def test_scheduled_event_detail_with_unknown_keys_is_rejected():
     event = {**load("scheduled.json"), "detail": {"mode": "reconcile", "purge": True}}
     with pytest.raises(EventError, match="purge"):
         parse_event(event)
+
+
+@pytest.mark.parametrize("force", [True, False])
+def test_force_on_a_scheduled_event_is_rejected(force):
+    event = {**load("scheduled.json"), "detail": {"force": force}}
+    with pytest.raises(EventError, match="force is accepted only on manual events, never on a scheduled one"):
+        parse_event(event)
+
+
+def test_a_scheduled_event_never_asks_for_force():
+    assert not parse_event(load("scheduled.json")).force

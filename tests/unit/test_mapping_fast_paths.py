@@ -6,21 +6,35 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dagsync.diff import subtract, with_prefix
-from dagsync.mapping import normalise_ip
+from dagsync.mapping import AddressReader, OddAddress
 from dagsync.panos_xml import _serialized_entry_bytes, estimate_entry_bytes
 
+ODD = "odd"
+EXCLUDE = (ipaddress.ip_network("172.17.0.0/16"), ipaddress.ip_network("fd00::/8"))
+WIDE_EXCLUDE = (ipaddress.ip_network("64.0.0.0/2"), ipaddress.ip_network("2000::/3"))
 
-def reference_normalise_ip(address: str, *, include_ipv6: bool) -> str | None:
-    """SPEC §3 spelled out with ipaddress alone."""
+
+def reference_read(address: str, *, include_ipv6: bool, exclude=()) -> str | None:
+    """docs/mapping.md#addresses spelled out with ipaddress alone: the IP, None (dropped
+    quietly) or ODD (dropped with a warning)."""
+    text = address.strip()
     try:
-        ip = ipaddress.ip_address(address.strip())
+        ip = ipaddress.ip_address(text)
     except ValueError:
+        return ODD
+    if len(text) > 45 or "%" in text or (ip.version == 6 and ip.ipv4_mapped is not None):
+        return ODD
+    quiet = ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_multicast
+    if quiet or (ip.version == 6 and not include_ipv6):
         return None
-    if ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_multicast:
-        return None
-    if ip.version == 6 and not include_ipv6:
+    if any(ip in network for network in exclude if network.version == ip.version):
         return None
     return ip.compressed
+
+
+def read(address: str, *, include_ipv6: bool, exclude=()) -> str | None:
+    result = AddressReader(include_ipv6=include_ipv6, exclude=exclude).read(address)
+    return ODD if isinstance(result, OddAddress) else result
 
 
 octet = st.one_of(
@@ -52,6 +66,19 @@ special = st.sampled_from(
         "febf:ffff::1",
         "fec0::1",
         "fe80::1%eth0",
+        "2001:db8::1%x",
+        "10.0.0.1%eth0",
+        "::ffff:0:10.0.0.1",
+        "::10.0.0.1",
+        "64:ff9b::10.0.0.1",
+        "172.17.0.1",
+        "172.16.255.255",
+        "172.18.0.0",
+        "fd00::1",
+        "fcff::1",
+        "1" * 46,
+        "2001:db8:0:1:1:1:1:1",
+        "1:0:0:1:0:0:0:1",
         "::1",
         "::",
         "ff02::1",
@@ -74,15 +101,18 @@ special = st.sampled_from(
     ]
 )
 padding = st.sampled_from(["", " ", "\t", "\n", "\u00a0", " \r\n"])
-addresses = st.tuples(padding, st.one_of(dotted, ipv4, ipv6, special, st.text(max_size=12)), padding).map(
-    "".join
+near_exclusions = st.one_of(
+    st.ip_addresses(network="172.16.0.0/12").map(str), st.ip_addresses(network="fc00::/7").map(str)
 )
+addresses = st.tuples(
+    padding, st.one_of(dotted, ipv4, ipv6, near_exclusions, special, st.text(max_size=12)), padding
+).map("".join)
 
 
-@given(addresses, st.booleans())
-def test_normalise_ip_matches_the_ipaddress_definition(address: str, include_ipv6: bool) -> None:
-    expected = reference_normalise_ip(address, include_ipv6=include_ipv6)
-    assert normalise_ip(address, include_ipv6=include_ipv6) == expected
+@given(addresses, st.booleans(), st.sampled_from([(), EXCLUDE, WIDE_EXCLUDE]))
+def test_address_reader_matches_the_ipaddress_definition(address: str, include_ipv6: bool, exclude) -> None:
+    expected = reference_read(address, include_ipv6=include_ipv6, exclude=exclude)
+    assert read(address, include_ipv6=include_ipv6, exclude=exclude) == expected
 
 
 tags = st.frozensets(st.sampled_from(["illumio.a", "illumio.b", "illumio.c", "other.x", "other.y"]))

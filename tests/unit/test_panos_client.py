@@ -1,20 +1,27 @@
 """PanosClient against the PAN-OS emulator over loopback HTTP."""
 
+import contextlib
 import ssl
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
+import requests
 import trustme
 
-from dagsync import panos
-from dagsync.errors import PanosAuthError, PanosError, SecretError
-from dagsync.panos import PanosClient, PanosCredentials, RegisteredIp
+from dagsync.credentials import PanosCredentials
+from dagsync.errors import PanosAuthError, PanosError
+from dagsync.panos import DagDefinition, InFlightLimit, KeyCache, PanosClient, RegisteredIp
 from dagsync.retry import RetryPolicy
 from emulators.panos import PanosEmulator
 from emulators.server import App, LoopbackServer, Request, Response
+from tests.clock import FakeClock
 
 API_KEY = "LUFRPT-static-key-0123456789abcdef"
 USER = "dagsync-api"
@@ -31,23 +38,14 @@ class Rig:
     emulator: PanosEmulator
     url: str
     sleeps: list[float] = field(default_factory=list)
+    keys: KeyCache = field(default_factory=KeyCache)  # one process's generated keys
 
     def client(self, credentials: PanosCredentials | None = None, **kwargs: Any) -> PanosClient:
         kwargs.setdefault("retry", FAST)
         kwargs.setdefault("timeout", 5.0)
-        return PanosClient(
-            self.url,
-            credentials or PanosCredentials(api_key=API_KEY),
-            sleep=self.sleeps.append,
-            **kwargs,
-        )
-
-
-@pytest.fixture(autouse=True)
-def _cold_start() -> Iterator[None]:
-    panos.clear_key_cache()
-    yield
-    panos.clear_key_cache()
+        kwargs.setdefault("key_cache", self.keys)
+        kwargs.setdefault("sleep", self.sleeps.append)
+        return PanosClient(self.url, credentials or PanosCredentials(api_key=API_KEY), **kwargs)
 
 
 class Switchboard:
@@ -206,6 +204,81 @@ def test_one_register_call_sends_exactly_one_message(firewall: Rig) -> None:
     assert calls[0].uid == {"register": 50}
 
 
+# -- batches -------------------------------------------------------------------------------------
+
+
+def test_batches_hold_at_most_the_batch_size_in_ip_order(firewall: Rig) -> None:
+    entries = {f"10.0.0.{n}": tags("illumio.a") for n in range(1, 8)}
+    batches = list(firewall.client(batch_size=3).batches(entries))
+    assert [len(batch) for batch in batches] == [3, 3, 1]
+    assert [ip for batch in batches for ip in batch] == sorted(entries)
+
+
+def test_batch_size_must_be_positive(firewall: Rig) -> None:
+    with pytest.raises(ValueError, match="batch_size"):
+        firewall.client(batch_size=0)
+
+
+# -- entries that fail alone ------------------------------------------------------------------------
+
+
+def test_entries_the_client_cannot_build_fail_alone_and_are_never_sent(firewall: Rig) -> None:
+    odd = {
+        "2001:db8::1%x": tags("illumio.a"),
+        "10.0.0.1" * 40: tags("illumio.a"),
+        "not an address": tags("illumio.a"),
+        "10.0.0.3": tags("illumio.a\x00"),
+    }
+    outcome = firewall.client().register({**odd, "10.0.0.2": tags("illumio.a")})
+    assert set(outcome.failed) == set(odd)
+    assert all("not sent" in reason for reason in outcome.failed.values())
+    assert (outcome.sent, outcome.unsent, outcome.done) == (1, 4, 1)
+    assert [logged.uid_ips for logged in firewall.emulator.calls("user-id")] == [{"register": ("10.0.0.2",)}]
+    assert firewall.emulator.table() == {"10.0.0.2": tags("illumio.a")}
+
+
+def test_a_batch_of_unbuildable_entries_sends_no_request(firewall: Rig) -> None:
+    client = firewall.client()
+    outcome = client.unregister({"fe80::1%eth0": tags("illumio.a")})
+    assert (list(outcome.failed), outcome.done, client.api_calls) == (["fe80::1%eth0"], 0, 0)
+
+
+def test_an_ipv4_mapped_ipv6_address_is_sent_as_given(firewall: Rig) -> None:
+    outcome = firewall.client().register({"::ffff:10.0.0.1": tags("illumio.a")})
+    assert (dict(outcome.failed), firewall.emulator.calls("user-id")[0].uid_ips) == (
+        {},
+        {"register": ("::ffff:10.0.0.1",)},
+    )
+
+
+class InvalidIpDevice:
+    """A device that refuses one address per entry with the message PAN-OS gives a bad IP."""
+
+    def __init__(self, refused_ip: str) -> None:
+        self.refused_ip = refused_ip
+
+    def handle(self, request: Request) -> Response:
+        cmd = parse_qs(request.body.decode())["cmd"][0]
+        if self.refused_ip not in cmd:
+            return Response(200, b'<response status="success"><result/></response>')
+        entry = ET.Element("entry", {"ip": self.refused_ip, "message": "Invalid IP address"})
+        root = ET.Element("response", {"status": "error"})
+        payload = ET.SubElement(ET.SubElement(ET.SubElement(root, "msg"), "line"), "uid-response")
+        ET.SubElement(ET.SubElement(payload, "payload"), "register").append(entry)
+        return Response(200, ET.tostring(root))
+
+
+def test_an_address_the_device_calls_invalid_fails_that_ip_alone(serve: Callable[[App], str]) -> None:
+    client = PanosClient(serve(InvalidIpDevice("10.0.0.9")), PanosCredentials(api_key=API_KEY), retry=FAST)
+    outcome = client.register({"10.0.0.1": tags("illumio.a"), "10.0.0.9": tags("illumio.a")})
+    assert (dict(outcome.failed), outcome.done) == ({"10.0.0.9": "Invalid IP address"}, 1)
+
+
+def test_batches_keep_unbuildable_entries_for_register_to_refuse(firewall: Rig) -> None:
+    entries = {"10.0.0.1": tags("illumio.a"), "2001:db8::1%x": tags("illumio.a")}
+    assert [sorted(batch) for batch in firewall.client().batches(entries)] == [sorted(entries)]
+
+
 # -- request shape ---------------------------------------------------------------------------------
 
 
@@ -281,14 +354,106 @@ def test_child_firewall_that_hangs_times_out_and_is_retried(panorama: Rig) -> No
     assert client.api_calls == 2
 
 
+# -- threads and the in-flight limit --------------------------------------------------------------
+
+
+def test_twenty_clients_on_twenty_threads_never_exceed_the_in_flight_limit(
+    serve: Callable[[App], str],
+) -> None:
+    serials = [f"0079510000002{n:02d}" for n in range(20)]
+    emulator = PanosEmulator("panorama", api_keys=(API_KEY,), firewalls=serials, delay=0.02)
+    rig = Rig(emulator, serve(emulator))
+    limit = InFlightLimit(3)
+
+    def sync(serial: str) -> int:
+        client = rig.client(target_serial=serial, in_flight=limit)
+        for n in range(3):
+            client.register({f"10.0.{n}.1": tags("illumio.a")})
+        return client.api_calls
+
+    with ThreadPoolExecutor(max_workers=len(serials)) as pool:
+        calls = list(pool.map(sync, serials))
+    assert calls == [3] * 20
+    assert emulator.max_concurrency == 3
+    assert all(
+        emulator.table(serial=serial) == {f"10.0.{n}.1": tags("illumio.a") for n in range(3)}
+        for serial in serials
+    )
+
+
+def test_one_address_shares_its_slots_however_the_url_spells_it() -> None:
+    limit = InFlightLimit(1)
+    with limit.slot("https://Panorama.example.com/"):
+        assert not _slot_free_within(limit, "https://panorama.example.com:443", seconds=0.2)
+
+
+def test_different_addresses_do_not_share_slots() -> None:
+    limit = InFlightLimit(1)
+    with limit.slot("https://fw1.example.com"):
+        assert _slot_free_within(limit, "https://fw2.example.com", seconds=5)
+
+
+def _slot_free_within(limit: InFlightLimit, address: str, *, seconds: float) -> bool:
+    """Whether another thread gets a slot on `address` within `seconds`."""
+    got = threading.Event()
+    release = threading.Event()
+
+    def take() -> None:
+        with limit.slot(address):
+            got.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=take, daemon=True)
+    worker.start()
+    free = got.wait(seconds)
+    release.set()
+    return free
+
+
+def test_the_in_flight_limit_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        InFlightLimit(0)
+
+
+def test_a_client_shared_by_threads_counts_every_call(firewall: Rig) -> None:
+    client = firewall.client()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda n: client.registered_ips(ip=f"10.0.0.{n}"), range(40)))
+    assert client.api_calls == 40
+    assert client.bytes_sent == sum(logged.body_bytes for logged in firewall.emulator.requests)
+
+
 # -- authentication --------------------------------------------------------------------------------
 
 
 def test_keygen_happens_once_for_two_clients_of_one_device(panorama: Rig) -> None:
     password_client(panorama, target_serial=FIREWALL_A).register({"10.0.0.1": tags("illumio.a")})
     password_client(panorama, target_serial=FIREWALL_B).register({"10.0.0.1": tags("illumio.a")})
-    assert panos.keygen_calls == 1
+    assert panorama.keys.keygens == 1
     assert panorama.emulator.keygen_count == 1
+
+
+def test_clients_with_separate_key_caches_each_generate_a_key(panorama: Rig) -> None:
+    password_client(panorama, key_cache=KeyCache()).registered_ips()
+    password_client(panorama, key_cache=KeyCache()).registered_ips()
+    assert panorama.emulator.keygen_count == 2
+
+
+def test_threads_sharing_a_key_cache_generate_one_key(panorama: Rig) -> None:
+    serials = [FIREWALL_A, FIREWALL_B] * 4
+    with ThreadPoolExecutor(max_workers=len(serials)) as pool:
+        list(
+            pool.map(lambda serial: password_client(panorama, target_serial=serial).registered_ips(), serials)
+        )
+    assert (panorama.keys.keygens, panorama.emulator.keygen_count) == (1, 1)
+
+
+def test_clearing_the_key_cache_forgets_keys_and_the_count(firewall: Rig) -> None:
+    password_client(firewall).registered_ips()
+    firewall.keys.clear()
+    assert firewall.keys.keygens == 0
+    password_client(firewall).registered_ips()
+    assert firewall.emulator.keygen_count == 2
 
 
 def test_keygen_sends_credentials_in_the_form_body(firewall: Rig) -> None:
@@ -309,9 +474,9 @@ def test_a_403_drops_the_generated_key_so_the_next_run_keygens_again(firewall: R
     firewall.emulator.revoke_keys()
     with pytest.raises(PanosAuthError):
         password_client(firewall).registered_ips()
-    assert panos.keygen_calls == 1
+    assert firewall.keys.keygens == 1
     assert password_client(firewall).registered_ips() == {}
-    assert panos.keygen_calls == 2
+    assert firewall.keys.keygens == 2
 
 
 def test_a_403_is_not_retried_and_does_not_keygen_in_a_loop(firewall: Rig) -> None:
@@ -321,7 +486,7 @@ def test_a_403_is_not_retried_and_does_not_keygen_in_a_loop(firewall: Rig) -> No
     with pytest.raises(PanosAuthError):
         client.register({"10.0.0.1": tags("illumio.a")})
     assert len(firewall.emulator.calls("user-id")) == 1
-    assert panos.keygen_calls == 1
+    assert firewall.keys.keygens == 1
     assert firewall.sleeps == []
 
 
@@ -341,6 +506,110 @@ def test_keygen_with_a_wrong_password_is_an_auth_error(firewall: Rig) -> None:
         client.registered_ips()
     assert "wrong-password" not in str(caught.value)
     assert firewall.emulator.calls("op") == []
+
+
+# -- status="unauth" --------------------------------------------------------------------------------
+
+UNAUTH = {
+    "16": b'<response status="unauth" code="16"><msg><line>Unauthorized request</line></msg></response>',
+    "22": b'<response status="unauth" code="22"><msg><line>Session timed out</line></msg></response>',
+}
+
+
+@dataclass
+class UnauthGate:
+    """The emulator behind a gate that answers one `status="unauth"` form for chosen requests:
+    those of `type` (any when None) carrying one of the first `keys` distinct keys (any when None)."""
+
+    emulator: PanosEmulator
+    code: str
+    type: str | None = None
+    keys: int | None = None
+    seen: list[str] = field(default_factory=list)
+    answered: int = 0
+
+    def handle(self, request: Request) -> Response:
+        key = request.headers.get("x-pan-key")
+        kind = parse_qs(request.body.decode()).get("type", [""])[0]
+        if key and key not in self.seen:
+            self.seen.append(key)
+        gated = self.keys is None or (key in self.seen[: self.keys])
+        if key and gated and self.type in (None, kind):
+            self.answered += 1
+            return Response(200, UNAUTH[self.code])
+        return self.emulator.handle(request)
+
+
+@pytest.fixture
+def rotating_firewall(serve: Callable[[App], str]) -> Rig:
+    """A firewall whose keygen hands out a new key each time, as with a key lifetime set."""
+    emulator = PanosEmulator(api_keys=(API_KEY,), users={USER: PASSWORD}, keygen_rotates=True)
+    return Rig(emulator, serve(emulator))
+
+
+def gate(rig: Rig, serve: Callable[[App], str], code: str, **options: Any) -> UnauthGate:
+    gated = UnauthGate(rig.emulator, code, **options)
+    rig.url = serve(gated)
+    return gated
+
+
+@pytest.mark.parametrize(
+    ("kind", "permission"), [("user-id", "User-ID Agent"), ("op", "Operational Requests")]
+)
+def test_unauth_code_16_names_the_permission_to_check(
+    firewall: Rig, serve: Callable[[App], str], kind: str, permission: str
+) -> None:
+    gate(firewall, serve, "16", type=kind)
+    client = firewall.client()
+    with pytest.raises(PanosAuthError, match=f"grant it the XML API permission '{permission}'") as caught:
+        client.register({"10.0.0.1": tags("illumio.a")}) if kind == "user-id" else client.registered_ips()
+    assert (caught.value.code, caught.value.retryable, client.api_calls) == ("16", False, 1)
+
+
+def test_unauth_code_16_drops_a_generated_key_without_generating_another(
+    rotating_firewall: Rig, serve: Callable[[App], str]
+) -> None:
+    gate(rotating_firewall, serve, "16", type="user-id")
+    client = password_client(rotating_firewall)
+    with pytest.raises(PanosAuthError, match="User-ID Agent"):
+        client.register({"10.0.0.1": tags("illumio.a")})
+    assert rotating_firewall.keys.keygens == 1
+    password_client(rotating_firewall).registered_ips()
+    assert rotating_firewall.keys.keygens == 2  # the refused key was dropped
+
+
+def test_unauth_code_22_with_a_generated_key_generates_a_new_one_and_succeeds(
+    rotating_firewall: Rig, serve: Callable[[App], str]
+) -> None:
+    gated = gate(rotating_firewall, serve, "22", keys=1)
+    client = password_client(rotating_firewall)
+    assert client.register({"10.0.0.1": tags("illumio.a")}).done == 1
+    assert (rotating_firewall.keys.keygens, gated.answered, len(gated.seen)) == (2, 1, 2)
+    assert rotating_firewall.emulator.table() == {"10.0.0.1": tags("illumio.a")}
+
+
+def test_unauth_code_22_generates_a_new_key_only_once(
+    rotating_firewall: Rig, serve: Callable[[App], str]
+) -> None:
+    gated = gate(rotating_firewall, serve, "22")
+    client = password_client(rotating_firewall)
+    with pytest.raises(PanosAuthError, match="a freshly generated API key was refused too"):
+        client.registered_ips()
+    with pytest.raises(PanosAuthError):
+        client.registered_ips()
+    assert rotating_firewall.keys.keygens == 3  # one, one renewal, then the next request's key
+    assert gated.answered == 3
+    assert rotating_firewall.sleeps == []
+
+
+def test_unauth_code_22_with_a_configured_key_points_at_the_secret(
+    firewall: Rig, serve: Callable[[App], str]
+) -> None:
+    gate(firewall, serve, "22")
+    client = firewall.client()
+    with pytest.raises(PanosAuthError, match="configured API key has expired") as caught:
+        client.registered_ips()
+    assert (caught.value.retryable, client.api_calls, firewall.keys.keygens) == (False, 1, 0)
 
 
 # -- retries ---------------------------------------------------------------------------------------
@@ -376,6 +645,17 @@ def test_exhausted_retries_raise_a_retryable_panos_error(firewall: Rig) -> None:
         client.register({"10.0.0.1": tags("illumio.a")})
     assert caught.value.retryable is True
     assert client.api_calls == 3
+
+
+def test_retries_stop_before_a_wait_that_would_end_past_the_deadline(firewall: Rig) -> None:
+    firewall.emulator.fail_next(5, status=503)
+    clock = FakeClock(100.0)
+    policy = RetryPolicy(attempts=5, base_delay=1.0, jitter=lambda: 1.0)
+    client = firewall.client(retry=policy, sleep=clock.advance, clock=clock, deadline=102.5)
+    with pytest.raises(PanosError, match="the run's time is nearly out") as caught:
+        client.registered_ips()
+    assert caught.value.retryable is True
+    assert client.api_calls == 2  # waits of 1 s, then 2 s would end at 103 s, past the deadline
 
 
 def test_connection_reset_is_retried(firewall: Rig) -> None:
@@ -501,13 +781,6 @@ def test_verification_can_be_turned_off(tls_firewall: Rig) -> None:
 # -- secrets never leak ----------------------------------------------------------------------------
 
 
-def test_credentials_repr_hides_key_password_and_ca_bundle() -> None:
-    text = repr(PanosCredentials(api_key=API_KEY, username=USER, password=PASSWORD, ca_bundle="PEM-DATA"))
-    assert API_KEY not in text
-    assert PASSWORD not in text
-    assert "PEM-DATA" not in text
-
-
 def test_client_repr_hides_credentials(firewall: Rig) -> None:
     text = repr(firewall.client(PanosCredentials(api_key=API_KEY, username=USER, password=PASSWORD)))
     assert API_KEY not in text
@@ -541,41 +814,218 @@ def test_key_and_password_echoed_by_a_device_are_masked_in_errors(serve: Callabl
     assert "***" in str(caught.value)
 
 
-# -- credentials from the secret -------------------------------------------------------------------
+def test_a_password_echoed_in_any_encoding_is_masked(serve: Callable[[App], str], firewall: Rig) -> None:
+    echoing = serve(EchoingDevice())
+    client = PanosClient(
+        echoing, PanosCredentials(username=USER, password=PASSWORD), retry=FAST, key_cache=KeyCache()
+    )
+    with pytest.raises(PanosError) as caught:
+        client.registered_ips()  # the keygen body, password URL-encoded, comes back in the error
+    assert "s3cr3t" not in str(caught.value)
+    assert "***" in str(caught.value)
 
 
-def test_secret_with_an_api_key() -> None:
-    credentials = PanosCredentials.from_secret({"api_key": API_KEY, "ca_bundle": "PEM"}, "panos/prod")
-    assert (credentials.api_key, credentials.ca_bundle, credentials.username) == (API_KEY, "PEM", None)
+# -- redirects, oversized and unexpected answers --------------------------------------------------
 
 
-def test_secret_with_username_and_password() -> None:
-    credentials = PanosCredentials.from_secret({"username": USER, "password": PASSWORD}, "panos/prod")
-    assert (credentials.api_key, credentials.username, credentials.password) == (None, USER, PASSWORD)
+@dataclass
+class Elsewhere:
+    """Another host: it must never see a request, let alone a key or a password."""
+
+    requests: list[Request] = field(default_factory=list)
+
+    def handle(self, request: Request) -> Response:
+        self.requests.append(request)
+        return Response(200, b'<response status="success"><result><key>stolen</key></result></response>')
 
 
-def test_secret_without_credentials_names_the_secret_and_fields() -> None:
-    with pytest.raises(SecretError, match=r"panos/prod.*api_key.*username.*password"):
-        PanosCredentials.from_secret({"ca_bundle": "PEM"}, "panos/prod")
+@dataclass
+class Redirecting:
+    status: int
+    location: str
+
+    def handle(self, request: Request) -> Response:
+        return Response(self.status, b"", headers={"Location": self.location})
 
 
-def test_secret_with_username_only_names_the_missing_password() -> None:
-    with pytest.raises(SecretError, match="'password' is missing"):
-        PanosCredentials.from_secret({"username": USER}, "panos/prod")
+@pytest.fixture
+def elsewhere() -> Iterator[tuple[Elsewhere, str]]:
+    app = Elsewhere()
+    with LoopbackServer(app) as server:
+        yield app, f"{server.url}/api/"
 
 
-def test_secret_with_password_only_names_the_missing_username_not_the_value() -> None:
-    with pytest.raises(SecretError, match="'username' is missing") as caught:
-        PanosCredentials.from_secret({"password": PASSWORD}, "panos/prod")
-    assert PASSWORD not in str(caught.value)
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_never_followed_and_is_an_error_naming_the_location(
+    serve: Callable[[App], str], elsewhere: tuple[Elsewhere, str], status: int
+) -> None:
+    other, location = elsewhere
+    client = PanosClient(serve(Redirecting(status, location)), PanosCredentials(api_key=API_KEY), retry=FAST)
+    with pytest.raises(PanosError, match=f"HTTP {status} redirecting to {location}") as caught:
+        client.register({"10.0.0.1": tags("illumio.a")})
+    assert (caught.value.retryable, client.api_calls, other.requests) == (False, 1, [])
 
 
-def test_secret_field_of_the_wrong_type_is_named_without_its_value() -> None:
-    with pytest.raises(SecretError, match="'api_key' must be a non-empty string") as caught:
-        PanosCredentials.from_secret({"api_key": 12345678}, "panos/prod")
-    assert "12345678" not in str(caught.value)
+def test_a_redirected_keygen_never_posts_the_password_elsewhere(
+    serve: Callable[[App], str], elsewhere: tuple[Elsewhere, str]
+) -> None:
+    other, location = elsewhere
+    client = PanosClient(
+        serve(Redirecting(307, location)), PanosCredentials(username=USER, password=PASSWORD), retry=FAST
+    )
+    with pytest.raises(PanosError, match="redirects are never followed"):
+        client.registered_ips()
+    assert other.requests == []
 
 
-def test_client_refuses_credentials_with_nothing_to_authenticate() -> None:
-    with pytest.raises(ValueError, match="api_key"):
-        PanosClient("https://fw.example.com", PanosCredentials(username=USER))
+def test_an_answer_over_the_size_limit_is_refused_and_not_retried(firewall: Rig) -> None:
+    for n in range(200):
+        firewall.emulator.register_foreign(f"10.1.0.{n}", ["illumio.a"])
+    client = firewall.client(max_response_bytes=4096)
+    with pytest.raises(PanosError, match="over the 4096-byte limit") as caught:
+        client.registered_ips()
+    assert (caught.value.retryable, client.api_calls) == (False, 1)
+
+
+class EndlessAnswer(BaseHTTPRequestHandler):
+    """Answers without a Content-Length and keeps sending, as a runaway or hostile peer would."""
+
+    protocol_version = "HTTP/1.0"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.end_headers()
+        with contextlib.suppress(OSError):
+            self.wfile.write(b"<response status='success'><result>")
+            for _ in range(4096):
+                self.wfile.write(b"<entry>" + b"x" * 1024 + b"</entry>")
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+def test_an_answer_without_a_length_is_read_only_up_to_the_limit() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), EndlessAnswer)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        client = PanosClient(url, PanosCredentials(api_key=API_KEY), retry=FAST, max_response_bytes=65536)
+        with pytest.raises(PanosError, match="passed the 65536-byte limit; reading stopped"):
+            client.registered_ips()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("error", [RecursionError, requests.exceptions.TooManyRedirects, KeyError])
+def test_an_unexpected_failure_below_the_client_is_a_panos_error(
+    firewall: Rig, monkeypatch: pytest.MonkeyPatch, error: type[Exception]
+) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise error("deep inside")
+
+    monkeypatch.setattr(requests.Session, "post", fail)
+    with pytest.raises(PanosError, match=f"PAN-OS at {firewall.url} failed") as caught:
+        firewall.client().registered_ips()
+    assert caught.value.retryable is False
+
+
+# -- dynamic address group definitions --------------------------------------------------------------
+
+SHARED = "/config/shared/address-group"
+DEVICE_GROUPS = "/config/devices/entry[@name='localhost.localdomain']/device-group/entry/address-group"
+VSYS2 = "/config/devices/entry[@name='localhost.localdomain']/vsys/entry[@name='vsys2']/address-group"
+
+
+def dynamic(name: str, expression: str, loc: str | None = None) -> str:
+    where = f" loc='{loc}'" if loc else ""
+    return f"<entry name='{name}'{where}><dynamic><filter>{expression}</filter></dynamic></entry>"
+
+
+@dataclass
+class ConfigDevice:
+    """Answers `type=config&action=show` by xpath, code 7 for an xpath it holds nothing at."""
+
+    groups: dict[str, str]
+    refuse: bytes | None = None
+    refuse_status: int = 200
+    seen: list[dict[str, str]] = field(default_factory=list)
+
+    def handle(self, request: Request) -> Response:
+        params = {name: values[0] for name, values in parse_qs(request.body.decode()).items()}
+        self.seen.append(params)
+        if self.refuse is not None:
+            return Response(self.refuse_status, self.refuse)
+        if params.get("type") != "config" or params.get("action") != "show":
+            return Response(200, b'<response status="error" code="17"><msg>unexpected</msg></response>')
+        held = self.groups.get(params["xpath"])
+        if held is None:
+            return Response(200, b'<response status="error" code="7"><msg>No such node</msg></response>')
+        body = f'<response status="success"><result><address-group>{held}</address-group></result></response>'
+        return Response(200, body.encode())
+
+
+def config_client(serve: Callable[[App], str], device: ConfigDevice, **options: Any) -> PanosClient:
+    return PanosClient(serve(device), PanosCredentials(api_key=API_KEY), retry=FAST, **options)
+
+
+def test_panorama_groups_are_read_from_shared_and_every_device_group(serve: Callable[[App], str]) -> None:
+    device = ConfigDevice(
+        {
+            SHARED: dynamic("quarantine", "'illumio.env.Quarantine'"),
+            DEVICE_GROUPS: dynamic("web", "'illumio.role.Web'", loc="dg-east"),
+        }
+    )
+    client = config_client(serve, device, target_serial=FIREWALL_A, vsys="vsys1")
+    assert client.address_groups() == [
+        DagDefinition("quarantine", "'illumio.env.Quarantine'", "shared"),
+        DagDefinition("web", "'illumio.role.Web'", "device-group:dg-east"),
+    ]
+    assert [params["xpath"] for params in device.seen] == [SHARED, DEVICE_GROUPS]
+
+
+def test_definitions_are_read_from_panorama_itself_in_the_running_configuration(
+    serve: Callable[[App], str],
+) -> None:
+    device = ConfigDevice({SHARED: ""})
+    config_client(serve, device, target_serial=FIREWALL_A, vsys="vsys1").address_groups()
+    assert all(params["action"] == "show" for params in device.seen)
+    assert all("target" not in params and "vsys" not in params for params in device.seen)
+
+
+def test_firewall_groups_are_read_from_shared_and_the_vsys(serve: Callable[[App], str]) -> None:
+    device = ConfigDevice({SHARED: "", VSYS2: dynamic("db", "'illumio.role.Db' or 'illumio.role.Cache'")})
+    groups = config_client(serve, device, vsys="vsys2").address_groups()
+    assert groups == [DagDefinition("db", "'illumio.role.Db' or 'illumio.role.Cache'", "vsys:vsys2")]
+    assert [params["xpath"] for params in device.seen] == [SHARED, DEVICE_GROUPS, VSYS2]
+
+
+def test_a_location_with_nothing_defined_is_no_groups(serve: Callable[[App], str]) -> None:
+    assert config_client(serve, ConfigDevice({})).address_groups() == []
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (
+            403,
+            b"<response status = 'error' code = '403'><result><msg>Invalid Credential</msg></result></response>",
+        ),
+        (200, UNAUTH["16"]),
+    ],
+    ids=["http-403", "unauth-16"],
+)
+def test_a_refused_configuration_read_names_the_permission_to_check(
+    serve: Callable[[App], str], status: int, body: bytes
+) -> None:
+    device = ConfigDevice({}, refuse=body, refuse_status=status)
+    with pytest.raises(PanosAuthError, match=r"XML API permission 'Configuration \(read\)'"):
+        config_client(serve, device).address_groups()
+    assert len(device.seen) == 1
+
+
+def test_an_error_reading_shared_groups_is_not_taken_for_no_groups(serve: Callable[[App], str]) -> None:
+    device = ConfigDevice({}, refuse=b'<response status="error" code="6"><msg>Bad Xpath</msg></response>')
+    with pytest.raises(PanosError, match="code 6"):
+        config_client(serve, device).address_groups()

@@ -1,83 +1,36 @@
-"""The PAN-OS emulator's own behaviour: DAG filters, reboot and time, table rules, request handling."""
+"""The PAN-OS emulator's own behaviour: DAG filters, reboot and time, table rules, request handling.
 
-import base64
-import threading
+Every request goes over loopback HTTP with plain requests calls, as a client's would.
+"""
+
 import xml.etree.ElementTree as ET
-from urllib.parse import urlencode
+from collections.abc import Iterator
 
 import pytest
+import requests
 
 from emulators.panos import INVALID_CREDENTIAL, PanosEmulator, compile_filter
-from emulators.server import Request, Response
-
-KEY = "test-api-key"
-
-
-def call(
-    emulator: PanosEmulator,
-    params: dict[str, str],
-    *,
-    query: dict[str, str] | None = None,
-    headers: dict[str, str] | None = None,
-    method: str = "POST",
-    body: bytes | None = None,
-) -> Response:
-    """One request straight into handle(); the key goes in X-PAN-KEY unless headers say otherwise."""
-    return emulator.handle(
-        Request(
-            method=method,
-            path="/api/",
-            query={name: [value] for name, value in (query or {}).items()},
-            headers={"x-pan-key": KEY} if headers is None else headers,
-            body=urlencode(params).encode() if body is None else body,
-        )
-    )
-
-
-def xml(response: Response) -> ET.Element:
-    assert isinstance(response.body, bytes)
-    return ET.fromstring(response.body)  # noqa: S314  (our emulator's own output)
-
-
-def uid(
-    verb: str, entries: dict[str, list[str]], *, persistent: str | None = "1", timeout: str | None = None
-) -> str:
-    root = ET.Element("uid-message")
-    ET.SubElement(root, "type").text = "update"
-    section = ET.SubElement(ET.SubElement(root, "payload"), verb)
-    for ip, tags in entries.items():
-        entry = ET.SubElement(section, "entry", {"ip": ip})
-        if persistent is not None and verb == "register":
-            entry.set("persistent", persistent)
-        tag = ET.SubElement(entry, "tag")
-        for name in tags:
-            member = ET.SubElement(tag, "member", {"timeout": timeout} if timeout else {})
-            member.text = name
-    return ET.tostring(root, encoding="unicode")
-
-
-def register(emulator: PanosEmulator, entries: dict[str, list[str]], **kwargs: str | None) -> ET.Element:
-    return xml(call(emulator, {"type": "user-id", "cmd": uid("register", entries, **kwargs)}))
-
-
-def show(emulator: PanosEmulator, inner: str) -> ET.Element:
-    cmd = f"<show><object><registered-ip>{inner}</registered-ip></object></show>"
-    return xml(call(emulator, {"type": "op", "cmd": cmd}))
-
-
-def listed_ips(root: ET.Element) -> list[str]:
-    return [entry.get("ip") or "" for entry in root.iterfind("result/entry")]
-
-
-def failed_messages(root: ET.Element) -> dict[str, str]:
-    return {
-        e.get("ip") or "": e.get("message") or "" for e in root.iterfind(".//uid-response/payload/*/entry")
-    }
+from tests.unit.panos_emulator_support import (
+    KEY,
+    SHOW_ALL,
+    Api,
+    failed_messages,
+    listed_ips,
+    parse,
+    serve,
+    uid_message,
+)
 
 
 @pytest.fixture
 def device() -> PanosEmulator:
     return PanosEmulator(api_keys=(KEY,), users={"admin": "pw"})
+
+
+@pytest.fixture
+def api(device: PanosEmulator) -> Iterator[Api]:
+    with serve(device) as served:
+        yield served
 
 
 # -- DAG filter evaluator --------------------------------------------------------------------------
@@ -145,41 +98,32 @@ def test_invalid_filters_are_rejected(text: str, error: str) -> None:
 
 
 def test_dag_membership_follows_unregistration(tagged: PanosEmulator) -> None:
-    call(tagged, {"type": "user-id", "cmd": uid("unregister", {"10.0.0.3": ["illumio.app.Ordering"]})})
+    with serve(tagged) as api:
+        api.unregister({"10.0.0.3": ["illumio.app.Ordering"]})
     assert tagged.dag_members("'illumio.app.Ordering'") == ["10.0.0.10"]
-
-
-def test_show_dynamic_address_group_lists_members() -> None:
-    emulator = PanosEmulator(api_keys=(KEY,))
-    emulator.register_foreign("10.0.0.1", ["illumio.app.Web"])
-    emulator.add_dag("web", "'illumio.app.Web'")
-    cmd = "<show><object><dynamic-address-group><all/></dynamic-address-group></object></show>"
-    root = xml(call(emulator, {"type": "op", "cmd": cmd}))
-    entry = root.find("result/dyn-addr-grp/entry")
-    assert entry is not None
-    assert (entry.findtext("group-name"), entry.findtext("vsys")) == ("web", "vsys1")
-    assert [m.get("name") for m in entry.iterfind("member-list/entry")] == ["10.0.0.1"]
 
 
 # -- reboot and time -------------------------------------------------------------------------------
 
 
-def test_reboot_drops_non_persistent_entries_and_keeps_persistent_ones(device: PanosEmulator) -> None:
-    register(device, {"10.0.0.1": ["illumio.a"]}, persistent="1")
-    register(device, {"10.0.0.2": ["illumio.a"]}, persistent="0")
+def test_reboot_drops_non_persistent_entries_and_keeps_persistent_ones(
+    device: PanosEmulator, api: Api
+) -> None:
+    api.register({"10.0.0.1": ["illumio.a"]}, persistent="1")
+    api.register({"10.0.0.2": ["illumio.a"]}, persistent="0")
     device.reboot()
     assert device.table() == {"10.0.0.1": frozenset({"illumio.a"})}
 
 
-def test_reboot_that_loses_the_persistent_store_drops_every_entry(device: PanosEmulator) -> None:
-    register(device, {"10.0.0.1": ["illumio.a"]}, persistent="1")
-    register(device, {"10.0.0.2": ["illumio.a"]}, persistent="0")
+def test_reboot_that_loses_the_persistent_store_drops_every_entry(device: PanosEmulator, api: Api) -> None:
+    api.register({"10.0.0.1": ["illumio.a"]}, persistent="1")
+    api.register({"10.0.0.2": ["illumio.a"]}, persistent="0")
     device.reboot(keep_persistent=False)
     assert device.table() == {}
 
 
-def test_persistent_defaults_to_one(device: PanosEmulator) -> None:
-    register(device, {"10.0.0.1": ["illumio.a"]}, persistent=None)
+def test_persistent_defaults_to_one(device: PanosEmulator, api: Api) -> None:
+    api.register({"10.0.0.1": ["illumio.a"]}, persistent=None)
     device.reboot()
     assert "10.0.0.1" in device.table()
 
@@ -192,22 +136,22 @@ def test_rebooting_a_child_firewall_leaves_panorama_alone() -> None:
     assert (emulator.table(), emulator.table(serial="FW1")) == ({"10.0.0.1": frozenset({"a"})}, {})
 
 
-def test_tag_with_a_timeout_expires_on_the_virtual_clock(device: PanosEmulator) -> None:
-    register(device, {"10.0.0.1": ["illumio.a"]}, timeout="60")
+def test_tag_with_a_timeout_expires_on_the_virtual_clock(device: PanosEmulator, api: Api) -> None:
+    api.register({"10.0.0.1": ["illumio.a"]}, timeout="60")
     device.advance(59)
     assert device.table() == {"10.0.0.1": frozenset({"illumio.a"})}
     device.advance(1)
     assert device.table() == {}
 
 
-def test_timeout_zero_never_expires(device: PanosEmulator) -> None:
-    register(device, {"10.0.0.1": ["illumio.a"]}, timeout="0")
+def test_timeout_zero_never_expires(device: PanosEmulator, api: Api) -> None:
+    api.register({"10.0.0.1": ["illumio.a"]}, timeout="0")
     device.advance(10_000_000)
     assert "10.0.0.1" in device.table()
 
 
-def test_timeout_above_thirty_days_is_rejected_per_entry(device: PanosEmulator) -> None:
-    root = register(device, {"10.0.0.1": ["illumio.a"]}, timeout="2592001")
+def test_timeout_above_thirty_days_is_rejected_per_entry(api: Api) -> None:
+    root = api.register({"10.0.0.1": ["illumio.a"]}, timeout="2592001")
     assert root.get("status") == "error"
     assert "timeout" in failed_messages(root)["10.0.0.1"]
 
@@ -215,349 +159,328 @@ def test_timeout_above_thirty_days_is_rejected_per_entry(device: PanosEmulator) 
 # -- table rules -----------------------------------------------------------------------------------
 
 
-def test_success_response_has_an_empty_element_per_verb(device: PanosEmulator) -> None:
-    root = register(device, {"10.0.0.1": ["illumio.a"]})
+def test_success_response_has_an_empty_element_per_verb(api: Api) -> None:
+    root = api.register({"10.0.0.1": ["illumio.a"]})
     assert root.get("status") == "success"
     assert root.findtext("result/uid-response/version") == "2.0"
     assert root.find("result/uid-response/payload/register") is not None
 
 
-def test_a_33rd_tag_is_rejected_and_other_entries_still_apply(device: PanosEmulator) -> None:
+def test_a_33rd_tag_is_rejected_and_other_entries_still_apply(device: PanosEmulator, api: Api) -> None:
     device.register_foreign("10.0.0.1", [f"other.{n}" for n in range(32)])
-    root = register(device, {"10.0.0.1": ["illumio.a"], "10.0.0.2": ["illumio.a"]})
+    root = api.register({"10.0.0.1": ["illumio.a"], "10.0.0.2": ["illumio.a"]})
     assert list(failed_messages(root)) == ["10.0.0.1"]
     assert "32 tags" in failed_messages(root)["10.0.0.1"]
     assert device.table()["10.0.0.2"] == frozenset({"illumio.a"})
 
 
-def test_a_tag_over_127_characters_rejects_its_entry(device: PanosEmulator) -> None:
-    root = register(device, {"10.0.0.1": ["x" * 128, "illumio.a"]})
+def test_a_tag_over_127_characters_rejects_its_entry(device: PanosEmulator, api: Api) -> None:
+    root = api.register({"10.0.0.1": ["x" * 128, "illumio.a"]})
     assert "127" in failed_messages(root)["10.0.0.1"]
     assert device.table() == {}
 
 
-def test_a_127_character_tag_is_accepted(device: PanosEmulator) -> None:
-    register(device, {"10.0.0.1": ["x" * 127]})
+def test_a_127_character_tag_is_accepted(device: PanosEmulator, api: Api) -> None:
+    api.register({"10.0.0.1": ["x" * 127]})
     assert device.table() == {"10.0.0.1": frozenset({"x" * 127})}
 
 
 def test_capacity_counts_ips_across_vsys() -> None:
     emulator = PanosEmulator(api_keys=(KEY,), vsys=("vsys1", "vsys2"), capacity=1)
     emulator.register_foreign("10.0.0.1", ["a"], vsys="vsys2")
-    root = register(emulator, {"10.0.0.2": ["a"]})
+    with serve(emulator) as api:
+        root = api.register({"10.0.0.2": ["a"]})
     assert "max registered-ip reached" in failed_messages(root)["10.0.0.2"]
 
 
-def test_a_full_table_still_accepts_tags_on_known_ips(device: PanosEmulator) -> None:
+def test_a_full_table_still_accepts_tags_on_known_ips(device: PanosEmulator, api: Api) -> None:
     device.register_foreign("10.0.0.1", ["a"])
     device.fill_table()
-    root = register(device, {"10.0.0.1": ["b"]})
-    assert root.get("status") == "success"
+    assert api.register({"10.0.0.1": ["b"]}).get("status") == "success"
 
 
-def test_invalid_ip_is_rejected_per_entry(device: PanosEmulator) -> None:
-    root = register(device, {"10.0.0.300": ["a"], "10.0.0.1": ["a"]})
-    assert list(failed_messages(root)) == ["10.0.0.300"]
-
-
-def test_ranges_need_the_ten_oh_flag(device: PanosEmulator) -> None:
-    assert list(failed_messages(register(device, {"10.0.0.0/24": ["a"]}))) == ["10.0.0.0/24"]
+def test_ranges_need_the_ten_oh_flag(api: Api) -> None:
+    assert list(failed_messages(api.register({"10.0.0.0/24": ["a"]}))) == ["10.0.0.0/24"]
     modern = PanosEmulator(api_keys=(KEY,), allow_ranges=True)
-    register(modern, {"10.0.0.0/24": ["a"], "10.0.1.1-10.0.1.9": ["a"]})
+    with serve(modern) as modern_api:
+        modern_api.register({"10.0.0.0/24": ["a"], "10.0.1.1-10.0.1.9": ["a"]})
     assert set(modern.table()) == {"10.0.0.0/24", "10.0.1.1-10.0.1.9"}
 
 
-def test_duplicate_register_is_an_entry_error_in_error_entry_mode(device: PanosEmulator) -> None:
-    register(device, {"10.0.0.1": ["a"]})
-    root = register(device, {"10.0.0.1": ["a"]})
-    assert failed_messages(root) == {"10.0.0.1": "tag a already exists, ignore"}
+def test_duplicate_register_is_an_entry_error_in_error_entry_mode(api: Api) -> None:
+    api.register({"10.0.0.1": ["a"]})
+    assert failed_messages(api.register({"10.0.0.1": ["a"]})) == {"10.0.0.1": "tag a already exists, ignore"}
 
 
 def test_duplicate_register_is_success_in_silent_mode() -> None:
-    emulator = PanosEmulator(api_keys=(KEY,), duplicate_mode="silent")
-    register(emulator, {"10.0.0.1": ["a"]})
-    assert register(emulator, {"10.0.0.1": ["a"]}).get("status") == "success"
+    with serve(PanosEmulator(api_keys=(KEY,), duplicate_mode="silent")) as api:
+        api.register({"10.0.0.1": ["a"]})
+        assert api.register({"10.0.0.1": ["a"]}).get("status") == "success"
 
 
-def test_unregistering_the_last_tag_drops_the_ip(device: PanosEmulator) -> None:
-    register(device, {"10.0.0.1": ["a"]})
-    call(device, {"type": "user-id", "cmd": uid("unregister", {"10.0.0.1": ["a"]})})
+def test_unregistering_the_last_tag_drops_the_ip(device: PanosEmulator, api: Api) -> None:
+    api.register({"10.0.0.1": ["a"]})
+    api.unregister({"10.0.0.1": ["a"]})
     assert device.table() == {}
 
 
-def test_unregister_of_a_missing_ip_is_an_entry_error(device: PanosEmulator) -> None:
-    root = xml(call(device, {"type": "user-id", "cmd": uid("unregister", {"10.0.0.1": ["a"]})}))
+def test_unregister_of_a_missing_ip_is_an_entry_error(api: Api) -> None:
+    root = api.unregister({"10.0.0.1": ["a"]})
     assert failed_messages(root) == {"10.0.0.1": "ip 10.0.0.1 does not exist, ignore unreg"}
 
 
-def test_tagless_unregister_removes_every_tag_including_foreign_ones(device: PanosEmulator) -> None:
+def test_tagless_unregister_removes_every_tag_including_foreign_ones(device: PanosEmulator, api: Api) -> None:
     device.register_foreign("10.0.0.1", ["other.tool", "illumio.a"])
-    call(device, {"type": "user-id", "cmd": uid("unregister", {"10.0.0.1": []})})
+    api.unregister({"10.0.0.1": []})
     assert device.table() == {}
 
 
-def test_clear_wipes_the_table_and_is_logged(device: PanosEmulator) -> None:
+def test_clear_wipes_the_table_and_is_logged(device: PanosEmulator, api: Api) -> None:
     device.register_foreign("10.0.0.1", ["other.tool"])
     cmd = (
         "<uid-message><type>update</type><payload><clear><registered-ip><all/></registered-ip>"
         "</clear></payload></uid-message>"
     )
-    call(device, {"type": "user-id", "cmd": cmd})
+    api.post({"type": "user-id", "cmd": cmd})
     assert (device.table(), device.clear_sent) == ({}, True)
 
 
 def test_vsys_tables_are_separate() -> None:
     emulator = PanosEmulator(api_keys=(KEY,), vsys=("vsys1", "vsys2"))
-    call(emulator, {"type": "user-id", "vsys": "vsys2", "cmd": uid("register", {"10.0.0.1": ["a"]})})
+    with serve(emulator) as api:
+        api.register({"10.0.0.1": ["a"]}, vsys="vsys2")
     assert (emulator.table(vsys="vsys1"), emulator.table(vsys="vsys2")) == (
         {},
         {"10.0.0.1": frozenset({"a"})},
     )
 
 
-def test_unknown_vsys_is_an_error(device: PanosEmulator) -> None:
-    root = xml(
-        call(device, {"type": "user-id", "vsys": "vsys9", "cmd": uid("register", {"10.0.0.1": ["a"]})})
-    )
+def test_unknown_vsys_is_an_error(api: Api) -> None:
+    root = api.register({"10.0.0.1": ["a"]}, vsys="vsys9")
     assert (root.get("status"), root.get("code")) == ("error", "400")
 
 
-def test_malformed_uid_message_is_code_18(device: PanosEmulator) -> None:
-    root = xml(call(device, {"type": "user-id", "cmd": "<uid-message><payload>"}))
+def test_malformed_uid_message_is_code_18(api: Api) -> None:
+    assert parse(api.post({"type": "user-id", "cmd": "<uid-message><payload>"})).get("code") == "18"
+
+
+def test_uid_message_without_type_update_is_code_18(api: Api) -> None:
+    root = parse(api.post({"type": "user-id", "cmd": "<uid-message><payload/></uid-message>"}))
     assert root.get("code") == "18"
 
 
-def test_uid_message_without_type_update_is_code_18(device: PanosEmulator) -> None:
-    root = xml(call(device, {"type": "user-id", "cmd": "<uid-message><payload/></uid-message>"}))
-    assert root.get("code") == "18"
-
-
-def test_the_log_counts_entries_per_verb(device: PanosEmulator) -> None:
-    register(device, {"10.0.0.1": ["a"], "10.0.0.2": ["a"]})
+def test_the_log_counts_entries_per_verb(device: PanosEmulator, api: Api) -> None:
+    api.register({"10.0.0.1": ["a"], "10.0.0.2": ["a"]})
     assert device.calls("user-id", verb="register")[0].uid == {"register": 2}
+
+
+def test_the_log_adds_up_sections_of_the_same_verb(device: PanosEmulator, api: Api) -> None:
+    first = ET.fromstring(uid_message("register", {"10.0.0.1": ["a"]}))  # noqa: S314 - built here
+    second = ET.fromstring(uid_message("register", {"10.0.0.2": ["b"]}))  # noqa: S314 - built here
+    payload, extra = first.find("payload"), second.find("payload/register")
+    assert payload is not None and extra is not None
+    payload.append(extra)
+    api.post({"type": "user-id", "cmd": ET.tostring(first, encoding="unicode")})
+    logged = device.calls("user-id")[0]
+    assert (logged.uid, logged.uid_ips) == ({"register": 2}, {"register": ("10.0.0.1", "10.0.0.2")})
 
 
 # -- show registered-ip ----------------------------------------------------------------------------
 
 
-def test_listing_is_sorted_by_ip_with_ipv4_first(device: PanosEmulator) -> None:
+def test_listing_is_in_device_order_not_sorted(device: PanosEmulator, api: Api) -> None:
     for ip in ["2001:db8::1", "10.0.0.10", "10.0.0.2", "9.0.0.1"]:
-        device.register_foreign(ip, ["a"])
-    assert listed_ips(show(device, "<all/>")) == ["9.0.0.1", "10.0.0.2", "10.0.0.10", "2001:db8::1"]
+        api.register({ip: ["a"]})
+    assert listed_ips(api.show("<all/>")) == ["2001:db8::1", "10.0.0.10", "10.0.0.2", "9.0.0.1"]
 
 
-def test_limit_is_capped_at_500(device: PanosEmulator) -> None:
+def test_an_ip_that_lost_its_last_tag_comes_back_at_the_end(api: Api) -> None:
+    api.register({"10.0.0.1": ["a"], "10.0.0.2": ["a"]})
+    api.unregister({"10.0.0.1": ["a"]})
+    api.register({"10.0.0.1": ["a"]})
+    assert listed_ips(api.show("<all/>")) == ["10.0.0.2", "10.0.0.1"]
+
+
+def test_tags_are_listed_in_registration_order(api: Api) -> None:
+    api.register({"10.0.0.1": ["z", "a"]})
+    api.register({"10.0.0.1": ["m"]})
+    entry = api.show("<all/>").find("result/entry")
+    assert entry is not None
+    assert [member.text for member in entry.iterfind("tag/member")] == ["z", "a", "m"]
+
+
+def test_pages_in_device_order_cover_the_table_exactly_once(device: PanosEmulator, api: Api) -> None:
+    ips = [f"10.0.{n % 7}.{n}" for n in range(1, 251)]
+    api.register({ip: ["a"] for ip in reversed(ips)})
+    pages = [
+        listed_ips(api.show(f"<limit>100</limit><start-point>{start}</start-point>"))
+        for start in (1, 101, 201)
+    ]
+    assert [len(page) for page in pages] == [100, 100, 50]
+    assert [ip for page in pages for ip in page] == list(reversed(ips))
+
+
+def test_limit_is_capped_at_500(device: PanosEmulator, api: Api) -> None:
     for n in range(600):
         device.register_foreign(f"10.0.{n // 256}.{n % 256}", ["a"])
-    root = show(device, "<limit>1000</limit><all/>")
+    root = api.show("<limit>1000</limit><all/>")
     assert (len(listed_ips(root)), root.findtext("result/count")) == (500, "500")
 
 
-def test_start_point_is_one_based(device: PanosEmulator) -> None:
+def test_start_point_is_one_based(device: PanosEmulator, api: Api) -> None:
     for n in range(1, 6):
         device.register_foreign(f"10.0.0.{n}", ["a"])
-    root = show(device, "<start-point>2</start-point><limit>2</limit>")
-    assert listed_ips(root) == ["10.0.0.2", "10.0.0.3"]
+    assert listed_ips(api.show("<start-point>2</start-point><limit>2</limit>")) == ["10.0.0.2", "10.0.0.3"]
 
 
-def test_entries_carry_flags_then_tags_and_never_timeouts(device: PanosEmulator) -> None:
-    register(device, {"10.0.0.1": ["a"]}, timeout="60", persistent="0")
-    entry = show(device, "<all/>").find("result/entry")
+def test_entries_carry_flags_then_tags_and_never_timeouts(api: Api) -> None:
+    api.register({"10.0.0.1": ["a"]}, timeout="60", persistent="0")
+    entry = api.show("<all/>").find("result/entry")
     assert entry is not None
     assert entry.attrib == {"ip": "10.0.0.1", "from_agent": "0", "persistent": "0"}
     assert [m.attrib for m in entry.iterfind("tag/member")] == [{}]
 
 
-def test_empty_listing_has_count_zero(device: PanosEmulator) -> None:
-    root = show(device, "<all/>")
+def test_empty_listing_has_count_zero(api: Api) -> None:
+    root = api.show("<all/>")
     assert (listed_ips(root), root.findtext("result/count")) == ([], "0")
 
 
-def test_tag_filter_lists_only_carriers(device: PanosEmulator) -> None:
+def test_tag_filter_lists_only_carriers(device: PanosEmulator, api: Api) -> None:
     device.register_foreign("10.0.0.1", ["a"])
     device.register_foreign("10.0.0.2", ["b"])
-    assert listed_ips(show(device, '<tag><entry name="b"/></tag>')) == ["10.0.0.2"]
+    assert listed_ips(api.show('<tag><entry name="b"/></tag>')) == ["10.0.0.2"]
 
 
-def test_ip_filter_matches_the_canonical_address(device: PanosEmulator) -> None:
+def test_ip_filter_matches_the_canonical_address(device: PanosEmulator, api: Api) -> None:
     device.register_foreign("2001:db8::1", ["a"])
-    assert listed_ips(show(device, "<ip>2001:DB8:0::1</ip>")) == ["2001:db8::1"]
+    assert listed_ips(api.show("<ip>2001:DB8:0::1</ip>")) == ["2001:db8::1"]
 
 
 def test_legacy_device_answers_with_an_outfile_above_500() -> None:
     emulator = PanosEmulator(api_keys=(KEY,), legacy_outfile=True)
     for n in range(501):
         emulator.register_foreign(f"10.0.{n // 256}.{n % 256}", ["a"])
-    assert show(emulator, "<all/>").findtext("result/msg/line/outfile") == "/var/log/clioutput/regipdump"
+    with serve(emulator) as api:
+        assert api.show("<all/>").findtext("result/msg/line/outfile") == "/var/log/clioutput/regipdump"
 
 
 # -- authentication --------------------------------------------------------------------------------
 
 
-def test_bad_key_gets_403_with_the_exact_body(device: PanosEmulator) -> None:
-    response = call(device, {"type": "op", "cmd": "<show/>"}, headers={"x-pan-key": "wrong"})
-    assert (response.status, response.body) == (403, INVALID_CREDENTIAL)
+def test_bad_key_gets_403_with_the_exact_body(api: Api) -> None:
+    response = api.post({"type": "op", "cmd": SHOW_ALL}, key="wrong")
+    assert (response.status_code, response.content) == (403, INVALID_CREDENTIAL)
 
 
-def test_key_in_the_query_string_is_accepted_and_recorded(device: PanosEmulator) -> None:
-    register_cmd = uid("register", {"10.0.0.1": ["a"]})
-    call(device, {"type": "user-id", "cmd": register_cmd}, query={"key": KEY}, headers={})
+def test_key_in_the_query_string_is_accepted_and_recorded(device: PanosEmulator, api: Api) -> None:
+    cmd = uid_message("register", {"10.0.0.1": ["a"]})
+    api.post({"type": "user-id", "cmd": cmd}, key=None, params={"key": KEY})
     assert device.requests[0].key_carrier == "query"
     assert "10.0.0.1" in device.table()
 
 
-def test_key_in_the_form_body_is_accepted_and_recorded(device: PanosEmulator) -> None:
-    call(device, {"type": "user-id", "key": KEY, "cmd": uid("register", {"10.0.0.1": ["a"]})}, headers={})
+def test_key_in_the_form_body_is_accepted_and_recorded(device: PanosEmulator, api: Api) -> None:
+    api.post({"type": "user-id", "key": KEY, "cmd": uid_message("register", {"10.0.0.1": ["a"]})}, key=None)
     assert (device.requests[0].key_carrier, device.requests[0].status) == ("body", 200)
 
 
-def test_basic_auth_is_accepted(device: PanosEmulator) -> None:
-    token = base64.b64encode(b"admin:pw").decode()
-    call(
-        device,
-        {"type": "user-id", "cmd": uid("register", {"10.0.0.1": ["a"]})},
-        headers={"authorization": f"Basic {token}"},
+def test_basic_auth_is_accepted(device: PanosEmulator, api: Api) -> None:
+    api.post(
+        {"type": "user-id", "cmd": uid_message("register", {"10.0.0.1": ["a"]})},
+        key=None,
+        auth=("admin", "pw"),
     )
     assert (device.requests[0].key_carrier, "10.0.0.1" in device.table()) == ("basic", True)
 
 
-def test_keygen_returns_a_working_key(device: PanosEmulator) -> None:
-    key = xml(call(device, {"type": "keygen", "user": "admin", "password": "pw"}, headers={})).findtext(
+def test_keygen_returns_a_working_key(api: Api) -> None:
+    key = parse(api.post({"type": "keygen", "user": "admin", "password": "pw"}, key=None)).findtext(
         "result/key"
     )
     assert key is not None
-    response = call(
-        device, {"type": "user-id", "cmd": uid("register", {"10.0.0.1": ["a"]})}, headers={"x-pan-key": key}
-    )
-    assert response.status == 200
+    assert api.post({"type": "user-id", "cmd": uid_message("register", {"10.0.0.1": ["a"]})}, key=key).ok
 
 
-def test_keygen_with_a_wrong_password_is_403(device: PanosEmulator) -> None:
-    response = call(device, {"type": "keygen", "user": "admin", "password": "nope"}, headers={})
-    assert (response.status, response.body) == (403, INVALID_CREDENTIAL)
+def test_keygen_with_a_wrong_password_is_403(api: Api) -> None:
+    response = api.post({"type": "keygen", "user": "admin", "password": "nope"}, key=None)
+    assert (response.status_code, response.content) == (403, INVALID_CREDENTIAL)
 
 
 def test_keygen_rotation_revokes_the_previous_key() -> None:
     emulator = PanosEmulator(users={"admin": "pw"}, keygen_rotates=True, api_keys=())
     keygen = {"type": "keygen", "user": "admin", "password": "pw"}
-    first = xml(call(emulator, keygen, headers={})).findtext("result/key") or ""
-    second = xml(call(emulator, keygen, headers={})).findtext("result/key") or ""
-    show_cmd = {"type": "op", "cmd": "<show><object><registered-ip><all/></registered-ip></object></show>"}
-    assert call(emulator, show_cmd, headers={"x-pan-key": first}).status == 403
-    assert call(emulator, show_cmd, headers={"x-pan-key": second}).status == 200
+    with serve(emulator) as api:
+        first = parse(api.post(keygen, key=None)).findtext("result/key") or ""
+        second = parse(api.post(keygen, key=None)).findtext("result/key") or ""
+        assert api.post({"type": "op", "cmd": SHOW_ALL}, key=first).status_code == 403
+        assert api.post({"type": "op", "cmd": SHOW_ALL}, key=second).status_code == 200
 
 
-def test_keys_are_revoked_after_n_calls(device: PanosEmulator) -> None:
+def test_keys_are_revoked_after_n_calls(device: PanosEmulator, api: Api) -> None:
     device.revoke_keys_after(2)
-    statuses = [
-        call(
-            device,
-            {"type": "op", "cmd": "<show><object><registered-ip><all/></registered-ip></object></show>"},
-        ).status
-        for _ in range(3)
-    ]
+    statuses = [api.post({"type": "op", "cmd": SHOW_ALL}).status_code for _ in range(3)]
     assert statuses == [200, 200, 403]
 
 
 # -- request handling ------------------------------------------------------------------------------
 
 
-def test_query_and_body_parameters_are_merged(device: PanosEmulator) -> None:
-    call(device, {"cmd": uid("register", {"10.0.0.1": ["a"]})}, query={"type": "user-id"})
+def test_query_and_body_parameters_are_merged(device: PanosEmulator, api: Api) -> None:
+    api.post({"cmd": uid_message("register", {"10.0.0.1": ["a"]})}, params={"type": "user-id"})
     assert "10.0.0.1" in device.table()
 
 
-def test_multipart_file_upload_is_the_cmd(device: PanosEmulator) -> None:
-    boundary = "xYzZY"
-    body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="uid.xml"\r\n'
-        f"Content-Type: text/xml\r\n\r\n{uid('register', {'10.0.0.1': ['a']})}\r\n--{boundary}--\r\n"
-    ).encode()
-    device.handle(
-        Request(
-            method="POST",
-            path="/api/",
-            query={"type": ["user-id"]},
-            headers={"x-pan-key": KEY, "content-type": f"multipart/form-data; boundary={boundary}"},
-            body=body,
-        )
+def test_multipart_file_upload_is_the_cmd(device: PanosEmulator, api: Api) -> None:
+    upload = {"file": ("uid.xml", uid_message("register", {"10.0.0.1": ["a"]}), "text/xml")}
+    api.post(params={"type": "user-id"}, files=upload)
+    assert "10.0.0.1" in device.table()
+
+
+def test_get_with_query_parameters_works(api: Api) -> None:
+    response = api.session.get(
+        api.url, params={"type": "op", "cmd": SHOW_ALL}, headers={"X-PAN-KEY": KEY}, timeout=10
     )
-    assert "10.0.0.1" in device.table()
-
-
-def test_get_with_query_parameters_works(device: PanosEmulator) -> None:
-    query = {"type": "op", "cmd": "<show><object><registered-ip><all/></registered-ip></object></show>"}
-    response = call(device, {}, query=query, method="GET", body=b"")
-    assert xml(response).get("status") == "success"
+    assert parse(response).get("status") == "success"
 
 
 def test_requests_above_the_size_limit_get_400() -> None:
     emulator = PanosEmulator(api_keys=(KEY,), max_request_bytes=1_000)
-    response = call(
-        emulator, {"type": "user-id", "cmd": uid("register", {f"10.0.0.{n}": ["a"] for n in range(50)})}
-    )
-    assert response.status == 400
+    with serve(emulator) as api:
+        response = api.user_id("register", {f"10.0.0.{n}": ["a"] for n in range(50)})
+    assert response.status_code == 400
     assert emulator.table() == {}
 
 
-def test_target_on_a_firewall_is_an_error(device: PanosEmulator) -> None:
-    root = xml(
-        call(device, {"type": "user-id", "target": "FW1", "cmd": uid("register", {"10.0.0.1": ["a"]})})
-    )
-    assert root.get("status") == "error"
+def test_target_on_a_firewall_is_an_error(api: Api) -> None:
+    assert api.register({"10.0.0.1": ["a"]}, target="FW1").get("status") == "error"
 
 
 def test_unknown_target_serial_is_code_17_naming_it() -> None:
-    emulator = PanosEmulator("panorama", api_keys=(KEY,))
-    root = xml(
-        call(emulator, {"type": "user-id", "target": "FW9", "cmd": uid("register", {"10.0.0.1": ["a"]})})
-    )
+    with serve(PanosEmulator("panorama", api_keys=(KEY,))) as api:
+        root = api.register({"10.0.0.1": ["a"]}, target="FW9")
     assert (root.get("code"), "FW9" in (root.findtext("msg/line") or "")) == ("17", True)
 
 
-def test_faults_for_one_type_skip_other_requests(device: PanosEmulator) -> None:
+def test_faults_for_one_type_skip_other_requests(device: PanosEmulator, api: Api) -> None:
     device.fail_next(1, type="user-id")
-    show_cmd = "<show><object><registered-ip><all/></registered-ip></object></show>"
-    assert call(device, {"type": "op", "cmd": show_cmd}).status == 200
-    assert call(device, {"type": "user-id", "cmd": uid("register", {"10.0.0.1": ["a"]})}).status == 503
+    assert api.post({"type": "op", "cmd": SHOW_ALL}).status_code == 200
+    assert api.user_id("register", {"10.0.0.1": ["a"]}).status_code == 503
 
 
-def test_reset_fault_answers_with_a_dropped_connection(device: PanosEmulator) -> None:
+def test_reset_fault_answers_with_a_dropped_connection(device: PanosEmulator, api: Api) -> None:
     device.reset_next(1)
-    assert call(device, {"type": "op", "cmd": "<show/>"}).reset is True
+    with pytest.raises(requests.ConnectionError):
+        api.post({"type": "op", "cmd": SHOW_ALL})
 
 
-def test_reset_after_apply_keeps_the_change(device: PanosEmulator) -> None:
+def test_reset_after_apply_keeps_the_change(device: PanosEmulator, api: Api) -> None:
     device.reset_next(1, after_apply=True)
-    response = call(device, {"type": "user-id", "cmd": uid("register", {"10.0.0.1": ["a"]})})
-    assert (response.reset, "10.0.0.1" in device.table()) == (True, True)
+    with pytest.raises(requests.ConnectionError):
+        api.user_id("register", {"10.0.0.1": ["a"]})
+    assert "10.0.0.1" in device.table()
 
 
-def test_concurrent_requests_are_counted() -> None:
-    emulator = PanosEmulator(api_keys=(KEY,), delay=0.2)
-    show_cmd = {"type": "op", "cmd": "<show><object><registered-ip><all/></registered-ip></object></show>"}
-    threads = [threading.Thread(target=call, args=(emulator, show_cmd)) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert emulator.max_concurrency == 3
-
-
-def test_requests_above_the_concurrency_limit_are_rejected() -> None:
-    emulator = PanosEmulator(api_keys=(KEY,), delay=0.2, concurrency_limit=1)
-    show_cmd = {"type": "op", "cmd": "<show><object><registered-ip><all/></registered-ip></object></show>"}
-    statuses: list[int] = []
-    threads = [
-        threading.Thread(target=lambda: statuses.append(call(emulator, show_cmd).status)) for _ in range(2)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(statuses) == [200, 503]
-
-
-def test_keys_in_query_and_body_are_both_recorded(device: PanosEmulator) -> None:
-    call(device, {"type": "op", "key": KEY, "cmd": "<show/>"}, query={"key": KEY}, headers={})
+def test_keys_in_query_and_body_are_both_recorded(device: PanosEmulator, api: Api) -> None:
+    api.post({"type": "op", "key": KEY, "cmd": SHOW_ALL}, key=None, params={"key": KEY})
     assert device.requests[0].key_carriers == ("query", "body")

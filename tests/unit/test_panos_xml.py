@@ -8,6 +8,7 @@ import pytest
 
 from dagsync.errors import PanosAuthError, PanosError
 from dagsync.panos_xml import (
+    DagDefinition,
     RegisteredIp,
     build_show_registered_ip,
     build_uid_message,
@@ -15,9 +16,12 @@ from dagsync.panos_xml import (
     classify_entry,
     entry_messages_by_ip,
     normalise_ip,
+    parse_address_groups,
     parse_keygen,
     parse_registered_ips,
     parse_response,
+    split_sendable,
+    vsys_address_groups,
 )
 from emulators.panos import BILLION_LAUGHS
 
@@ -316,13 +320,34 @@ def test_code_22_is_retryable() -> None:
     assert caught.value.retryable is True
 
 
-@pytest.mark.parametrize("code", ["400", "1", "6", "7", "12", "14", "15", "16", "17", "18"])
+@pytest.mark.parametrize("code", ["400", "1", "6", "7", "12", "14", "15", "17", "18"])
 def test_request_error_codes_are_not_retryable(code: str) -> None:
     body = f'<response status="error" code="{code}"><msg><line>no</line></msg></response>'.encode()
     with pytest.raises(PanosError) as caught:
         parse_response(body, 200)
     assert not isinstance(caught.value, PanosAuthError)
     assert (caught.value.code, caught.value.retryable) == (code, False)
+
+
+@pytest.mark.parametrize("status", ["unauth", "error"])
+def test_code_16_is_a_permission_error_that_no_new_key_cures(status: str) -> None:
+    body = f'<response status="{status}" code="16"><msg><line>Unauthorized request</line></msg></response>'
+    with pytest.raises(PanosAuthError, match="Unauthorized request") as caught:
+        parse_response(body.encode(), 200)
+    assert (caught.value.code, caught.value.key_expired, caught.value.retryable) == ("16", False, False)
+
+
+def test_unauth_code_22_is_an_expired_key_and_not_retried_as_it_stands() -> None:
+    body = b'<response status="unauth" code="22"><msg><line>Session timed out</line></msg></response>'
+    with pytest.raises(PanosAuthError, match=r'status "unauth", code 22.*Session timed out') as caught:
+        parse_response(body, 200)
+    assert (caught.value.code, caught.value.key_expired, caught.value.retryable) == ("22", True, False)
+
+
+def test_unauth_without_a_code_is_an_expired_key() -> None:
+    with pytest.raises(PanosAuthError) as caught:
+        parse_response(b'<response status="unauth"><msg>no</msg></response>', 200)
+    assert caught.value.key_expired is True
 
 
 def test_http_403_is_an_auth_error() -> None:
@@ -391,6 +416,57 @@ def test_entity_bomb_inside_a_5xx_is_still_never_expanded() -> None:
     with pytest.raises(PanosError) as caught:
         parse_response(BILLION_LAUGHS, 503)
     assert caught.value.retryable is True
+
+
+# -- entries the client cannot send -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ip",
+    ["2001:db8::1%x", "fe80::1%eth0", "10.0.0.1" * 40, "not-an-ip", "10.0.0.256", "10.0.0.1-2001:db8::1", ""],
+    ids=["zoned", "zoned-link-local", "over-long", "garbage", "out-of-range", "mixed-range", "empty"],
+)
+def test_an_address_the_device_cannot_take_is_refused_with_a_reason(ip: str) -> None:
+    sendable, refused = split_sendable({ip: frozenset({"illumio.a"}), "10.0.0.1": frozenset({"illumio.a"})})
+    assert list(sendable) == ["10.0.0.1"]
+    assert "not an address PAN-OS can register" in refused[ip]
+
+
+@pytest.mark.parametrize(
+    "ip", ["10.0.0.1", "2001:db8::1", "::ffff:10.0.0.1", "10.0.0.0/24", "10.0.0.1-10.0.0.9"]
+)
+def test_addresses_networks_and_ranges_are_sendable(ip: str) -> None:
+    assert split_sendable({ip: frozenset({"illumio.a"})}) == ({ip: frozenset({"illumio.a"})}, {})
+
+
+@pytest.mark.parametrize(
+    ("tags", "reason"),
+    [
+        (frozenset(), "no tags"),
+        (frozenset(f"illumio.t{n}" for n in range(33)), "33 tags, more than the 32"),
+        (frozenset({"illumio." + "x" * 120}), "128 characters, more than the 127"),
+        (frozenset({"illumio.a\x01"}), "character XML cannot carry"),
+        (frozenset({"  "}), "an empty tag"),
+    ],
+    ids=["no-tags", "too-many-tags", "long-tag", "control-character", "blank-tag"],
+)
+def test_an_entry_with_tags_the_device_cannot_take_is_refused_with_a_reason(
+    tags: frozenset[str], reason: str
+) -> None:
+    sendable, refused = split_sendable({"10.0.0.1": tags})
+    assert sendable == {}
+    assert reason in refused["10.0.0.1"]
+
+
+def test_a_refusal_never_quotes_the_entry() -> None:
+    garbage = "<script>" + "y" * 500
+    _, refused = split_sendable({garbage: frozenset({"illumio.a"})})
+    assert "script" not in refused[garbage] and "yyy" not in refused[garbage]
+
+
+def test_chunking_passes_unbuildable_entries_through_without_raising() -> None:
+    entries = {"10.0.0.1": frozenset({"illumio.a\x01"}), "10.0.0.2": frozenset({"illumio.a"})}
+    assert [list(batch) for batch in chunk_entries(entries, 10)] == [["10.0.0.1", "10.0.0.2"]]
 
 
 # -- keygen and registered-ip pages ----------------------------------------------------------------
@@ -469,3 +545,77 @@ def test_pre_8_0_outfile_answer_is_a_clear_error() -> None:
 )
 def test_normalise_ip(text: str, expected: str) -> None:
     assert normalise_ip(text) == expected
+
+
+# -- address groups ---------------------------------------------------------------------------------
+
+
+def groups_answer(*groups: str, wrapper: str = "address-group") -> bytes:
+    inner = "".join(f"<{wrapper}>{group}</{wrapper}>" for group in groups)
+    return (
+        f'<response status="success"><result total-count="1" count="1">{inner}</result></response>'.encode()
+    )
+
+
+def test_dynamic_groups_are_read_with_their_filter_and_location() -> None:
+    body = groups_answer(
+        "<entry name='quarantine'><dynamic><filter>'illumio.env.Quarantine'</filter></dynamic>"
+        "<description>isolated</description><tag><member>ops</member></tag></entry>"
+        "<entry name='web-prod'><dynamic><filter>'illumio.app.Web' and 'illumio.env.Prod'</filter></dynamic></entry>"
+    )
+    assert parse_address_groups(parse_response(body, 200), "shared") == [
+        DagDefinition("quarantine", "'illumio.env.Quarantine'", "shared"),
+        DagDefinition("web-prod", "'illumio.app.Web' and 'illumio.env.Prod'", "shared"),
+    ]
+
+
+def test_static_groups_are_skipped() -> None:
+    body = groups_answer("<entry name='servers'><static><member>srv1</member></static></entry>")
+    assert parse_address_groups(parse_response(body, 200), "shared") == []
+
+
+def test_an_empty_result_means_no_groups() -> None:
+    body = b'<response status="success"><result/></response>'
+    assert parse_address_groups(parse_response(body, 200), "vsys:vsys1") == []
+
+
+def test_groups_of_several_device_groups_carry_each_ones_name_where_given() -> None:
+    body = groups_answer(
+        "<entry name='a' loc='dg-east'><dynamic><filter>'illumio.x'</filter></dynamic></entry>",
+        "<entry name='b'><dynamic><filter>'illumio.y'</filter></dynamic></entry>",
+    )
+    assert parse_address_groups(parse_response(body, 200), "device-group") == [
+        DagDefinition("a", "'illumio.x'", "device-group:dg-east"),
+        DagDefinition("b", "'illumio.y'", "device-group"),
+    ]
+
+
+def test_entries_directly_under_the_result_are_read_too() -> None:
+    body = (
+        b'<response status="success"><result>'
+        b"<entry name='a'><dynamic><filter>'illumio.x' or 'illumio.y'</filter></dynamic></entry>"
+        b"</result></response>"
+    )
+    assert parse_address_groups(parse_response(body, 200), "shared") == [
+        DagDefinition("a", "'illumio.x' or 'illumio.y'", "shared")
+    ]
+
+
+def test_a_filter_with_markup_characters_is_read_unescaped() -> None:
+    body = groups_answer(
+        "<entry name='a'><dynamic><filter>'illumio.app.R&amp;D' and ('x' or 'y')</filter></dynamic></entry>"
+    )
+    assert parse_address_groups(parse_response(body, 200), "shared")[0].filter == (
+        "'illumio.app.R&D' and ('x' or 'y')"
+    )
+
+
+def test_vsys_xpath_names_the_vsys() -> None:
+    assert vsys_address_groups("vsys2") == (
+        "/config/devices/entry[@name='localhost.localdomain']/vsys/entry[@name='vsys2']/address-group"
+    )
+
+
+def test_a_vsys_name_that_could_break_the_xpath_is_refused() -> None:
+    with pytest.raises(ValueError, match="xpath"):
+        vsys_address_groups("vsys1']/../../entry[@name='x")

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 import trustme
 
+from dagsync.credentials import PceCredentials
 from dagsync.errors import PceError
 from dagsync.models import Workload
 from dagsync.pacing import Pacer
-from dagsync.pce import PCE_RETRY, PceClient, PceCredentials, PceLimits
+from dagsync.pce import PCE_RETRY, PceClient, PceLimits
 from dagsync.retry import Retrier, RetryPolicy
 from emulators.estate import generate_estate
 from emulators.pce import PceEmulator
@@ -44,7 +45,9 @@ def make_client(server: LoopbackServer, pce: PceEmulator, clock: FakeClock) -> I
     clients: list[PceClient] = []
 
     def make(**overrides: Any) -> PceClient:
-        credentials = overrides.pop("credentials", PceCredentials(pce.auth_username, pce.secret))
+        credentials = overrides.pop(
+            "credentials", PceCredentials(auth_username=pce.auth_username, secret=pce.secret)
+        )
         base_url = overrides.pop("base_url", server.url)
         org_id = overrides.pop("org_id", ORG)
         policy = overrides.pop("retry", replace(PCE_RETRY, jitter=lambda: 0.5))
@@ -456,7 +459,7 @@ def test_connection_reset_is_retried(pce: PceEmulator, make_client: MakeClient) 
 
 
 def test_bad_credentials_raise_without_retry(pce: PceEmulator, make_client: MakeClient) -> None:
-    client = make_client(credentials=PceCredentials(pce.auth_username, WRONG_SECRET))
+    client = make_client(credentials=PceCredentials(auth_username=pce.auth_username, secret=WRONG_SECRET))
 
     error = _fetch_error(client)
 
@@ -724,7 +727,9 @@ def test_ca_bundle_from_the_secret_is_trusted(
     pce: PceEmulator, tls_server: LoopbackServer, tls_ca: trustme.CA, make_client: MakeClient
 ) -> None:
     pce.set_workloads([workload(pce, "w1", "10.0.0.1")])
-    credentials = PceCredentials(pce.auth_username, pce.secret, ca_bundle=tls_ca.cert_pem.bytes().decode())
+    credentials = PceCredentials(
+        auth_username=pce.auth_username, secret=pce.secret, ca_bundle=tls_ca.cert_pem.bytes().decode()
+    )
 
     workloads = make_client(base_url=tls_server.url, credentials=credentials).fetch_workloads()
 
@@ -768,7 +773,7 @@ def test_secret_never_appears_in_errors(
     pce: PceEmulator, make_client: MakeClient, server: LoopbackServer, fault: str
 ) -> None:
     secret = pce.secret if fault != "bad-secret" else WRONG_SECRET
-    credentials = PceCredentials(pce.auth_username, secret)
+    credentials = PceCredentials(auth_username=pce.auth_username, secret=secret)
     base_url = server.url
     pce.load_estate(generate_estate(20, seed=1))
     match fault:

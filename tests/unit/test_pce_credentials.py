@@ -1,9 +1,9 @@
-"""PceCredentials.from_secret: what the PCE secret must hold, and errors that never echo values."""
+"""PceCredentials: what the PCE secret must hold, and errors that never echo values."""
 
 import pytest
 
+from dagsync.credentials import PceCredentials
 from dagsync.errors import SecretError
-from dagsync.pce import PceCredentials
 
 SECRET_ID = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:dagsync/pce-AbCdEf"
 PEM = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n"
@@ -14,7 +14,7 @@ def test_reads_username_secret_and_ca_bundle() -> None:
         {"auth_username": "api_1a2b3c4d5e", "secret": "0123abcd", "ca_bundle": PEM}, SECRET_ID
     )
 
-    assert credentials == PceCredentials("api_1a2b3c4d5e", "0123abcd", ca_bundle=PEM)
+    assert credentials == PceCredentials(auth_username="api_1a2b3c4d5e", secret="0123abcd", ca_bundle=PEM)
 
 
 def test_ca_bundle_is_optional() -> None:
@@ -82,10 +82,42 @@ def test_errors_never_echo_the_secret() -> None:
 
 
 def test_credentials_repr_hides_the_secret_and_ca_bundle() -> None:
-    credentials = PceCredentials("api_1a2b3c", "s3cr3t-value", ca_bundle="-----BEGIN CERTIFICATE-----\nMIIB")
+    credentials = PceCredentials(
+        auth_username="api_1a2b3c", secret="s3cr3t-value", ca_bundle="-----BEGIN CERTIFICATE-----\nMIIB"
+    )
 
     shown = repr(credentials) + str(credentials)
 
     assert "api_1a2b3c" in shown
     assert "s3cr3t-value" not in shown
     assert "MIIB" not in shown
+
+
+def test_secret_is_held_as_a_secret_string() -> None:
+    credentials = PceCredentials.from_secret(
+        {"auth_username": "api_1a2b3c", "secret": "s3cr3t-value"}, SECRET_ID
+    )
+
+    assert credentials.secret.get_secret_value() == "s3cr3t-value"
+    assert "s3cr3t-value" not in str(credentials.secret)
+
+
+def test_secret_is_kept_exactly_as_stored() -> None:
+    credentials = PceCredentials.from_secret(
+        {"auth_username": " api_1a2b3c ", "secret": " s3cr3t "}, SECRET_ID
+    )
+
+    assert (credentials.auth_username, credentials.secret.get_secret_value()) == ("api_1a2b3c", " s3cr3t ")
+
+
+def test_unknown_fields_in_the_secret_are_ignored() -> None:
+    data = {"auth_username": "api_1a2b3c", "secret": "s3cr3t", "rotated_at": "2024-01-01"}
+
+    assert PceCredentials.from_secret(data, SECRET_ID).auth_username == "api_1a2b3c"
+
+
+def test_building_the_model_directly_checks_it_too() -> None:
+    with pytest.raises(ValueError, match="auth_username") as caught:
+        PceCredentials(auth_username="", secret="sup3r-s3cret")
+
+    assert "sup3r-s3cret" not in str(caught.value)

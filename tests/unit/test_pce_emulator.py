@@ -9,6 +9,7 @@ import requests
 from emulators.estate import generate_estate
 from emulators.pce import PceEmulator
 from emulators.server import LoopbackServer
+from tests.clock import FakeClock
 from tests.unit.pce_support import ORG, workload
 
 
@@ -19,6 +20,11 @@ def http(pce: PceEmulator) -> Iterator[requests.Session]:
         session.auth = (pce.auth_username, pce.secret)
         session.headers["Accept"] = "application/json"
         yield session
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 def _api(server: LoopbackServer, path: str) -> str:
@@ -157,16 +163,105 @@ def test_request_log_keeps_headers_but_not_authorization(
     assert "authorization" not in logged.headers
 
 
+def test_errors_are_a_list_of_token_and_message(server: LoopbackServer, http: requests.Session) -> None:
+    response = http.get(_api(server, f"/orgs/{ORG}/widgets"))
+
+    assert response.json() == [{"token": "not_found_error", "message": "Not Found"}]
+
+
 def test_rate_limit_fault_answers_429_for_the_next_requests(
     pce: PceEmulator, server: LoopbackServer, http: requests.Session
 ) -> None:
     pce.rate_limit_next = 2
-    pce.rate_limit_retry_after = "9"
 
     responses = [http.get(_api(server, f"/orgs/{ORG}/labels")) for _ in range(3)]
 
     assert [response.status_code for response in responses] == [429, 429, 200]
-    assert responses[0].headers["Retry-After"] == "9"
+
+
+def test_rate_limited_answer_has_no_retry_after_and_the_real_token(
+    pce: PceEmulator, server: LoopbackServer, http: requests.Session
+) -> None:
+    pce.rate_limit_next = 1
+
+    response = http.get(_api(server, f"/orgs/{ORG}/labels"))
+
+    assert "Retry-After" not in response.headers
+    assert [error["token"] for error in response.json()] == ["too_many_requests_error"]
+
+
+def test_rate_limited_answer_carries_retry_after_when_a_test_asks(
+    pce: PceEmulator, server: LoopbackServer, http: requests.Session
+) -> None:
+    pce.rate_limit_next = 1
+    pce.rate_limit_retry_after = "9"
+
+    response = http.get(_api(server, f"/orgs/{ORG}/labels"))
+
+    assert response.headers["Retry-After"] == "9"
+
+
+def test_per_minute_limit_answers_429_beyond_the_budget(
+    pce: PceEmulator, server: LoopbackServer, http: requests.Session, clock: FakeClock
+) -> None:
+    pce.clock = clock
+    pce.requests_per_minute = 3
+
+    statuses = []
+    for _ in range(4):
+        statuses.append(http.get(_api(server, f"/orgs/{ORG}/labels")).status_code)
+        clock.advance(1)
+
+    assert statuses == [200, 200, 200, 429]
+
+
+def test_per_minute_limit_frees_a_request_a_minute_after_it_was_made(
+    pce: PceEmulator, server: LoopbackServer, http: requests.Session, clock: FakeClock
+) -> None:
+    pce.clock = clock
+    pce.requests_per_minute = 2
+    http.get(_api(server, f"/orgs/{ORG}/labels"))
+    clock.advance(30)
+    http.get(_api(server, f"/orgs/{ORG}/labels"))
+    clock.advance(30)
+
+    statuses = [http.get(_api(server, f"/orgs/{ORG}/labels")).status_code for _ in range(2)]
+
+    assert statuses == [200, 429]
+
+
+def test_rejected_requests_count_toward_the_minute(
+    pce: PceEmulator, server: LoopbackServer, http: requests.Session, clock: FakeClock
+) -> None:
+    pce.clock = clock
+    pce.requests_per_minute = 1
+    http.get(_api(server, f"/orgs/{ORG}/labels"))
+    clock.advance(50)
+    http.get(_api(server, f"/orgs/{ORG}/labels"))  # rejected, yet counted
+    clock.advance(20)
+
+    response = http.get(_api(server, f"/orgs/{ORG}/labels"))
+
+    assert response.status_code == 429
+
+
+def test_per_minute_limit_answers_without_retry_after(
+    pce: PceEmulator, server: LoopbackServer, http: requests.Session, clock: FakeClock
+) -> None:
+    pce.clock = clock
+    pce.requests_per_minute = 1
+    http.get(_api(server, f"/orgs/{ORG}/labels"))
+
+    response = http.get(_api(server, f"/orgs/{ORG}/labels"))
+
+    assert "Retry-After" not in response.headers
+    assert response.json()[0]["token"] == "too_many_requests_error"
+
+
+def test_no_rate_limit_by_default(pce: PceEmulator, server: LoopbackServer, http: requests.Session) -> None:
+    statuses = {http.get(_api(server, f"/orgs/{ORG}/labels")).status_code for _ in range(150)}
+
+    assert statuses == {200}
 
 
 def test_fault_path_limits_faults_to_matching_requests(
@@ -182,7 +277,7 @@ def test_fault_path_limits_faults_to_matching_requests(
 
 
 @pytest.mark.parametrize("outcome", ["failed", "cancelled"])
-def test_job_outcome_fault_ends_the_job_without_a_datafile(
+def test_job_outcome_fault_ends_the_job_with_a_message_and_no_datafile(
     pce: PceEmulator, server: LoopbackServer, http: requests.Session, outcome: Any
 ) -> None:
     pce.job_outcome = outcome
@@ -193,7 +288,22 @@ def test_job_outcome_fault_ends_the_job_without_a_datafile(
     bodies = [http.get(_api(server, job_href)).json() for _ in range(2)]
 
     assert bodies[1]["status"] == outcome
-    assert bodies[1]["result"] == {}
+    assert set(bodies[1]["result"]) == {"message"}
+    assert outcome in bodies[1]["result"]["message"]
+
+
+def test_failed_job_carries_the_configured_message(
+    pce: PceEmulator, server: LoopbackServer, http: requests.Session
+) -> None:
+    pce.job_outcome = "failed"
+    pce.job_message = "datafile generation ran out of disk"
+    job_href = http.get(_api(server, f"/orgs/{ORG}/workloads"), headers={"Prefer": "respond-async"}).headers[
+        "Location"
+    ]
+
+    bodies = [http.get(_api(server, job_href)).json() for _ in range(2)]
+
+    assert bodies[1]["result"] == {"message": "datafile generation ran out of disk"}
 
 
 def test_datafile_body_fault_replaces_the_datafile(

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from dagsync import snapshot as snapshot_module
 from dagsync.errors import SnapshotConflict, SnapshotError
+from dagsync.shard_codec import DEFAULT_LIMITS, ShardLimits
 from dagsync.snapshot import Lease, SnapshotStore
 from emulators.local import TABLE
 from tests.clock import FakeClock
@@ -72,16 +72,12 @@ def clock() -> FakeClock:
     return FakeClock(START)
 
 
-@pytest.fixture
-def small_shards(monkeypatch: pytest.MonkeyPatch) -> None:
-    """About 20 IPs per shard, so a few hundred IPs exercise many shards quickly."""
-    monkeypatch.setattr(snapshot_module, "TARGET_IPS_PER_SHARD", 20)
-    monkeypatch.setattr(snapshot_module, "MIN_IPS_PER_SHARD", 5)
-    monkeypatch.setattr(snapshot_module, "MAX_IPS_PER_SHARD", 40)
+# About 20 IPs per shard, so a few hundred IPs exercise many shards quickly.
+SMALL_SHARDS = ShardLimits(target_per_shard=20, min_per_shard=5, max_per_shard=40)
 
 
-def make_store(client: Any, clock: FakeClock) -> SnapshotStore:
-    return SnapshotStore(TABLE, client=client, clock=clock, sleep=lambda _: None)
+def make_store(client: Any, clock: FakeClock, limits: ShardLimits = DEFAULT_LIMITS) -> SnapshotStore:
+    return SnapshotStore(TABLE, client=client, clock=clock, sleep=lambda _: None, limits=limits)
 
 
 def estate(count: int, *, seed: int = 1, first: int = 0) -> dict[str, frozenset[str]]:
@@ -257,12 +253,11 @@ def test_half_a_million_ips_commit_in_small_items_and_load_in_few_requests(
     assert max(item_size(item) for item in scan(dynamodb)) < ITEM_LIMIT
 
 
-@pytest.mark.usefixtures("small_shards")
 def test_load_reads_shards_in_batches_of_100_keys(dynamodb: Any, clock: FakeClock) -> None:
-    commit(make_store(dynamodb, clock), estate(5_000))
+    commit(make_store(dynamodb, clock, SMALL_SHARDS), estate(5_000))
     proxy = Proxy(dynamodb)
 
-    make_store(proxy, clock).load(TARGET)
+    make_store(proxy, clock, SMALL_SHARDS).load(TARGET)
 
     batches = [len(kwargs["RequestItems"][TABLE]["Keys"]) for _, kwargs in proxy.calls[1:]]
     assert batches == [100, 100, 56]
@@ -309,11 +304,10 @@ def test_committing_unchanged_maps_writes_no_shard(dynamodb: Any, clock: FakeClo
     assert "batch_write_item" not in proxy.names()
 
 
-@pytest.mark.usefixtures("small_shards")
 def test_growth_past_the_shard_bound_reshards_and_deletes_the_old_layout(
     dynamodb: Any, clock: FakeClock
 ) -> None:
-    store = make_store(dynamodb, clock)
+    store = make_store(dynamodb, clock, SMALL_SHARDS)
     commit(store, estate(30))
     grown = estate(1_000, seed=2)
 
@@ -324,9 +318,8 @@ def test_growth_past_the_shard_bound_reshards_and_deletes_the_old_layout(
     assert unreferenced_items(dynamodb) == set()
 
 
-@pytest.mark.usefixtures("small_shards")
 def test_shard_count_is_kept_while_shards_stay_within_bounds(dynamodb: Any, clock: FakeClock) -> None:
-    store = make_store(dynamodb, clock)
+    store = make_store(dynamodb, clock, SMALL_SHARDS)
     commit(store, estate(600))
 
     commit(store, estate(660), run_id="run-more")
@@ -334,25 +327,19 @@ def test_shard_count_is_kept_while_shards_stay_within_bounds(dynamodb: Any, cloc
     assert len(shard_keys(manifest(dynamodb))) == 32
 
 
-def test_shards_split_further_when_their_content_is_too_large(
-    dynamodb: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(snapshot_module, "MAX_SHARD_BYTES", 2_000)
+def test_shards_split_further_when_their_content_is_too_large(dynamodb: Any, clock: FakeClock) -> None:
+    limits = ShardLimits(max_shard_bytes=2_000)
     confirmed = estate(500)
 
-    commit(make_store(dynamodb, clock), confirmed)
+    commit(make_store(dynamodb, clock, limits), confirmed)
 
     assert len(shard_keys(manifest(dynamodb))) > 1
     assert max(len(item["data"]["B"]) for item in scan(dynamodb) if "data" in item) <= 2_000
-    assert make_store(dynamodb, clock).load(TARGET).confirmed == confirmed
+    assert make_store(dynamodb, clock, limits).load(TARGET).confirmed == confirmed
 
 
-def test_estate_needing_too_many_shards_is_refused(
-    dynamodb: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(snapshot_module, "MAX_SHARD_BYTES", 100)
-    monkeypatch.setattr(snapshot_module, "MAX_SHARDS", 4)
-    store = make_store(dynamodb, clock)
+def test_estate_needing_too_many_shards_is_refused(dynamodb: Any, clock: FakeClock) -> None:
+    store = make_store(dynamodb, clock, ShardLimits(max_shard_bytes=100, max_shards=4))
     lease = store.acquire(store.load(TARGET), "run-big", 900)
 
     with pytest.raises(SnapshotError, match="too large"):
@@ -481,33 +468,32 @@ class CrashAt:
             raise Crash
 
 
-def crash_points(dynamodb: Any, clock: FakeClock) -> Iterator[tuple[str, Proxy]]:
+def crash_points(dynamodb: Any, clock: FakeClock, limits: ShardLimits) -> Iterator[tuple[str, Proxy]]:
     """One fresh target per crash point: before or after each call of acquire plus commit."""
     counter = Proxy(dynamodb)
-    commit(make_store(dynamodb, clock), OLD, target="probe")
-    snapshot = make_store(dynamodb, clock).load("probe")
-    store = make_store(counter, clock)
+    commit(make_store(dynamodb, clock, limits), OLD, target="probe")
+    snapshot = make_store(dynamodb, clock, limits).load("probe")
+    store = make_store(counter, clock, limits)
     store.commit(store.acquire(snapshot, "run-probe", 600), NEW, NEW_UNCERTAIN)
     for index in range(1, len(counter.calls) + 1):
         for when in ("before", "after"):
             target = f"fw/{index}/{when}"
-            commit(make_store(dynamodb, clock), OLD, target=target)
+            commit(make_store(dynamodb, clock, limits), OLD, target=target)
             hooks = {when: CrashAt(index)}
             yield target, Proxy(dynamodb, before=hooks.get("before"), after=hooks.get("after"))
 
 
-@pytest.mark.usefixtures("small_shards")
 def test_crash_at_any_call_leaves_the_old_or_the_new_generation_readable(
     dynamodb: Any, clock: FakeClock
 ) -> None:
     seen = set()
-    for target, proxy in crash_points(dynamodb, clock):
-        snapshot = make_store(dynamodb, clock).load(target)
+    for target, proxy in crash_points(dynamodb, clock, SMALL_SHARDS):
+        snapshot = make_store(dynamodb, clock, SMALL_SHARDS).load(target)
         with pytest.raises(Crash):
-            store = make_store(proxy, clock)
+            store = make_store(proxy, clock, SMALL_SHARDS)
             store.commit(store.acquire(snapshot, "run-crash", 600), NEW, NEW_UNCERTAIN)
 
-        loaded = make_store(dynamodb, clock).load(target)
+        loaded = make_store(dynamodb, clock, SMALL_SHARDS).load(target)
 
         state = (loaded.confirmed, loaded.uncertain)
         assert state in ((OLD, {}), (NEW, NEW_UNCERTAIN)), target
@@ -515,23 +501,24 @@ def test_crash_at_any_call_leaves_the_old_or_the_new_generation_readable(
     assert seen == {1, 2}
 
 
-@pytest.mark.usefixtures("small_shards")
 def test_run_after_a_crash_at_any_call_commits_and_leaves_no_stray_item(
     dynamodb: Any, clock: FakeClock
 ) -> None:
     targets = []
-    for target, proxy in crash_points(dynamodb, clock):
-        snapshot = make_store(dynamodb, clock).load(target)
+    for target, proxy in crash_points(dynamodb, clock, SMALL_SHARDS):
+        snapshot = make_store(dynamodb, clock, SMALL_SHARDS).load(target)
         with pytest.raises(Crash):
-            store = make_store(proxy, clock)
+            store = make_store(proxy, clock, SMALL_SHARDS)
             store.commit(store.acquire(snapshot, "run-crash", 600), NEW, NEW_UNCERTAIN)
         targets.append(target)
     clock.advance(601)
 
     for target in targets:
-        commit(make_store(dynamodb, clock), THIRD, run_id="run-next", target=target)
+        commit(make_store(dynamodb, clock, SMALL_SHARDS), THIRD, run_id="run-next", target=target)
 
-    assert all(make_store(dynamodb, clock).load(target).confirmed == THIRD for target in targets)
+    assert all(
+        make_store(dynamodb, clock, SMALL_SHARDS).load(target).confirmed == THIRD for target in targets
+    )
     assert unreferenced_items(dynamodb) == set()
 
 
@@ -670,22 +657,20 @@ class Stingy(Proxy):
         return response
 
 
-@pytest.mark.usefixtures("small_shards")
 def test_load_retries_unprocessed_keys(dynamodb: Any, clock: FakeClock) -> None:
-    commit(make_store(dynamodb, clock), OLD)
+    commit(make_store(dynamodb, clock, SMALL_SHARDS), OLD)
     proxy = Stingy(dynamodb)
 
-    loaded = make_store(proxy, clock).load(TARGET)
+    loaded = make_store(proxy, clock, SMALL_SHARDS).load(TARGET)
 
     assert loaded.confirmed == OLD
     assert proxy.names().count("batch_get_item") == len(shard_keys(manifest(dynamodb)))
 
 
-@pytest.mark.usefixtures("small_shards")
 def test_commit_retries_unprocessed_items(dynamodb: Any, clock: FakeClock) -> None:
-    commit(make_store(Stingy(dynamodb), clock), OLD)
+    commit(make_store(Stingy(dynamodb), clock, SMALL_SHARDS), OLD)
 
-    assert make_store(dynamodb, clock).load(TARGET).confirmed == OLD
+    assert make_store(dynamodb, clock, SMALL_SHARDS).load(TARGET).confirmed == OLD
 
 
 def test_batch_that_never_makes_progress_raises_snapshot_error(dynamodb: Any, clock: FakeClock) -> None:

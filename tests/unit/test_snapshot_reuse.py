@@ -4,32 +4,31 @@ from typing import Any
 
 import pytest
 
-from dagsync import snapshot as snapshot_module
+from dagsync import shard_codec
+from dagsync.shard_codec import ShardLimits
 from dagsync.snapshot import SnapshotStore
 from emulators.local import TABLE
 
 TARGET = "fw.example.com/vsys1"
+SMALL_SHARDS = ShardLimits(target_per_shard=20, min_per_shard=5, max_per_shard=40)
 
 
 @pytest.fixture
-def store(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> SnapshotStore:
-    monkeypatch.setattr(snapshot_module, "TARGET_IPS_PER_SHARD", 20)
-    monkeypatch.setattr(snapshot_module, "MIN_IPS_PER_SHARD", 5)
-    monkeypatch.setattr(snapshot_module, "MAX_IPS_PER_SHARD", 40)
-    return SnapshotStore(TABLE, client=dynamodb, sleep=lambda _: None)
+def store(dynamodb: Any) -> SnapshotStore:
+    return SnapshotStore(TABLE, client=dynamodb, sleep=lambda _: None, limits=SMALL_SHARDS)
 
 
 @pytest.fixture
 def encoded(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, frozenset[str]]]:
     """The confirmed part of every shard that gets encoded."""
     seen: list[dict[str, frozenset[str]]] = []
-    original = snapshot_module._encode_shard
+    original = shard_codec.encode_shard
 
-    def spy(confirmed: Any, uncertain: Any) -> Any:
-        seen.append(confirmed)
-        return original(confirmed, uncertain)
+    def spy(parts: Any, codec: Any) -> Any:
+        seen.append(parts[0])
+        return original(parts, codec)
 
-    monkeypatch.setattr(snapshot_module, "_encode_shard", spy)
+    monkeypatch.setattr(shard_codec, "encode_shard", spy)
     return seen
 
 
@@ -61,7 +60,7 @@ def test_a_small_change_after_a_load_encodes_only_the_shards_it_touches(
     assert len(encoded) == 1 and "10.0.0.1" in encoded[0]
     keys_after = written_shards(store)
     assert sum(old != new for old, new in zip(keys_before, keys_after, strict=True)) == 1
-    assert SnapshotStore(TABLE, client=store.client).load(TARGET).confirmed == changed
+    assert SnapshotStore(TABLE, client=store.client, limits=SMALL_SHARDS).load(TARGET).confirmed == changed
 
 
 def test_a_commit_after_a_checkpoint_encodes_only_what_changed_since_the_checkpoint(
@@ -78,7 +77,10 @@ def test_a_commit_after_a_checkpoint_encodes_only_what_changed_since_the_checkpo
     store.commit(lease, {**before, ip: new_tags}, {})
 
     assert len(encoded) == 1 and ip in encoded[0]
-    assert SnapshotStore(TABLE, client=store.client).load(TARGET).confirmed == {**before, ip: new_tags}
+    assert SnapshotStore(TABLE, client=store.client, limits=SMALL_SHARDS).load(TARGET).confirmed == {
+        **before,
+        ip: new_tags,
+    }
 
 
 def test_a_store_that_knows_nothing_encodes_every_shard_and_writes_the_same_items(
@@ -88,8 +90,8 @@ def test_a_store_that_knows_nothing_encodes_every_shard_and_writes_the_same_item
     store.commit(store.acquire(store.load(TARGET), "setup", 60), before, {})
     keys_before = written_shards(store)
     changed = {**before, "10.0.0.1": frozenset({"illumio.env.Quarantine"})}
-    fresh = SnapshotStore(TABLE, client=store.client)
-    snapshot = SnapshotStore(TABLE, client=store.client).load(TARGET)
+    fresh = SnapshotStore(TABLE, client=store.client, limits=SMALL_SHARDS)
+    snapshot = SnapshotStore(TABLE, client=store.client, limits=SMALL_SHARDS).load(TARGET)
     encoded.clear()
 
     fresh.commit(fresh.acquire(snapshot, "change", 60), changed, {})

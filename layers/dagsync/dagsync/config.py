@@ -1,18 +1,194 @@
-"""Typed configuration, read from the function's environment and validated once."""
+"""Typed configuration, read from the function's environment and validated once.
 
+Each variable is one field of `Settings`: its type, its default and its rule side by side. The
+variable's name is the field's name in upper case. See docs/configuration.md#variables.
+"""
+
+import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, ValidationError
+from pydantic_core import PydanticCustomError, core_schema
 
 from dagsync.errors import ConfigError
 
 DEFAULT_LABEL_KEYS = ("role", "app", "env", "loc")
-_SERIAL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_VSYS = re.compile(r"^vsys[0-9]{1,3}$")
-_LABEL_KEY = re.compile(r"^[^\s,]{1,64}$")
+# A lease outlives the run that took it by this much, so a killed run's lease expires soon after it.
+LEASE_MARGIN_SECONDS = 30.0
+
+SharedIpPolicy = Literal["union", "skip"]
+ChangeFeed = Literal["events", "off"]
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_SERIAL = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_VSYS = re.compile(r"vsys[0-9]{1,3}")
+_LABEL_KEY = re.compile(r"[^\s,]{1,64}")
+_TABLE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+# A stack name fits (letters, digits, hyphens, up to 128); nothing that a tag could not carry.
+_DEPLOYMENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
+
+
+@dataclass(frozen=True, slots=True)
+class Env:
+    """How one variable's text becomes its value.
+
+    Blank text means the field's default (or, without one, that the variable is missing). A
+    `verbatim` rule gets the text as given, blank and surrounding spaces included, to judge itself.
+    """
+
+    parse: Callable[[str], object]
+    verbatim: bool = False
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(self._validate)
+
+    def _validate(self, raw: object) -> object:
+        if not isinstance(raw, str):
+            raise _invalid(f"must be text, got {type(raw).__name__}")
+        return self.parse(raw if self.verbatim else raw.strip())
+
+
+def _invalid(problem: str) -> PydanticCustomError:
+    """An error whose message is exactly `problem`; load_settings puts the variable's name before it."""
+    return PydanticCustomError("invalid_setting", "{problem}", {"problem": problem})
+
+
+def _text(value: str) -> str:
+    return value
+
+
+def _url(value: str) -> str:
+    # Checked before anything echoes the value: the user-info part of a URL may hold a password.
+    if "@" in value:
+        raise _invalid(
+            "must not carry a username or password (user:password@host); credentials belong in the secret"
+        )
+    value = value.rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in {"https", "http"} or not parts.hostname:
+        raise _invalid(f"must be an https:// (or http://) URL with a host, got {value!r}")
+    if parts.path or parts.query or parts.fragment:
+        raise _invalid(f"must be scheme, host and port only, without a path, got {value!r}")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise _invalid(f"has an invalid port: {value!r}") from None
+    return value
+
+
+def integer(minimum: int, maximum: int | None = None) -> Env:
+    bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise _invalid(f"must be an integer, got {raw!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise _invalid(f"must be {bound}, got {value}")
+        return value
+
+    return Env(parse)
+
+
+def one_of(options: Any) -> Env:
+    """The values of a Literal type, spelled exactly."""
+    allowed: tuple[str, ...] = get_args(options)
+
+    def parse(raw: str) -> str:
+        if raw not in allowed:
+            raise _invalid(f"must be {' or '.join(allowed)}, got {raw!r}")
+        return raw
+
+    return Env(parse)
+
+
+def matching(pattern: re.Pattern[str], problem: str) -> Env:
+    def parse(raw: str) -> str:
+        if not pattern.fullmatch(raw):
+            raise _invalid(f"{problem}, got {raw!r}")
+        return raw
+
+    return Env(parse)
+
+
+def _boolean(raw: str) -> bool:
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise _invalid(f"must be true or false, got {raw!r}")
+
+
+def _ratio(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise _invalid(f"must be a number between 0 and 1, got {raw!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise _invalid(f"must be between 0 and 1, got {raw!r}")
+    return value
+
+
+def _items(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",")]
+
+
+def _serials(raw: str) -> tuple[str, ...]:
+    serials = tuple(_items(raw))
+    for serial in serials:
+        if not _SERIAL.fullmatch(serial):
+            raise _invalid(f"must be comma-separated firewall serials, got {serial!r}")
+    if len(set(serials)) != len(serials):
+        raise _invalid("lists a serial twice")
+    return serials
+
+
+def _label_keys(raw: str) -> frozenset[str] | None:
+    if raw == "*":
+        return None
+    keys = _items(raw)
+    for key in keys:
+        if not _LABEL_KEY.fullmatch(key):
+            raise _invalid(f"must be '*' or comma-separated label keys, got {key!r}")
+    return frozenset(keys)
+
+
+def _cidrs(raw: str) -> tuple[IpNetwork, ...]:
+    networks = []
+    for text in _items(raw):
+        try:
+            interface = ipaddress.ip_interface(text)
+        except ValueError:
+            interface = None
+        if interface is None or "%" in text:
+            raise _invalid(f"must be comma-separated CIDRs such as 172.17.0.0/16, got {text!r}")
+        if interface.ip != interface.network.network_address:
+            # 10.1.2.3/8 most likely means 10.0.0.0/8, but what is never tagged is too important to guess.
+            raise _invalid(f"has host bits set in {text!r}; did you mean {interface.network.compressed}?")
+        networks.append(interface.network)
+    return tuple(networks)
+
+
+def _tag_prefix(value: str) -> str:
+    if not value.strip():
+        raise _invalid("must not be empty: it is the boundary of what this tool owns")
+    if any(ch in value for ch in "'\"") or value != value.strip() or len(value) > 64:
+        raise _invalid(f"must be at most 64 characters with no quotes or surrounding spaces, got {value!r}")
+    return value
+
+
+Text = Annotated[str, Env(_text)]
+Url = Annotated[str, Env(_url)]
+Flag = Annotated[bool, Env(_boolean)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,24 +200,42 @@ class Target:
     vsys: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    pce_url: str
-    pce_org_id: int
-    pce_secret_id: str
-    panos_url: str
-    panos_secret_id: str
-    panos_vsys: str | None
-    panos_target_serials: tuple[str, ...]
-    snapshot_table: str
-    tag_prefix: str
-    label_keys: frozenset[str] | None  # None means every key (`*`)
-    include_ipv6: bool
-    max_removal_ratio: float
-    batch_size: int
-    dry_run: bool
-    pce_verify_tls: bool
-    panos_verify_tls: bool
+class Settings(BaseModel):
+    """Every variable of docs/configuration.md#variables; a new variable is one line here."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    pce_url: Url
+    pce_org_id: Annotated[int, integer(1)]
+    pce_secret_id: Text
+    panos_url: Url
+    panos_secret_id: Text
+    panos_vsys: Annotated[str | None, matching(_VSYS, "must look like vsys1")] = None
+    panos_target_serials: Annotated[tuple[str, ...], Env(_serials)] = ()
+    snapshot_table: Annotated[str, matching(_TABLE, "is not a valid DynamoDB table name")]
+    tag_prefix: Annotated[str, Env(_tag_prefix, verbatim=True)] = "illumio."
+    label_keys: Annotated[frozenset[str] | None, Env(_label_keys)] = frozenset(DEFAULT_LABEL_KEYS)
+    include_ipv6: Flag = True
+    max_removal_ratio: Annotated[float, Env(_ratio)] = 0.25
+    batch_size: Annotated[int, integer(1, 1000)] = 500
+    dry_run: Flag = False
+    pce_verify_tls: Flag = True
+    panos_verify_tls: Flag = True
+    exclude_cidrs: Annotated[tuple[IpNetwork, ...], Env(_cidrs)] = ()
+    shared_ip_policy: Annotated[SharedIpPolicy, one_of(SharedIpPolicy)] = "union"
+    pce_max_requests_per_minute: Annotated[int, integer(1)] = 100
+    change_feed: Annotated[ChangeFeed, one_of(ChangeFeed)] = "events"
+    full_export_minutes: Annotated[int, integer(1)] = 60
+    max_targeted_workloads: Annotated[int, integer(1)] = 50
+    # PAN-OS asks for at most five concurrent API calls per management address (docs/protocols.md#pan-os-concurrency).
+    panos_max_concurrency: Annotated[int, integer(1, 5)] = 5
+    tags_in_use_only: Flag = False
+    # The stack name: what tells this deployment's canary from another's on a shared device.
+    deployment_id: Annotated[
+        str, matching(_DEPLOYMENT_ID, "must be letters, digits, '.', '_' or '-' (at most 128)")
+    ] = ""
+    # The function's configured timeout; Lambda allows at most 900 seconds.
+    function_timeout_seconds: Annotated[int, integer(1, 900)] = 900
 
     @property
     def targets(self) -> tuple[Target, ...]:
@@ -55,6 +249,21 @@ class Settings:
             )
             for serial in serials
         )
+
+    @property
+    def longest_lease_seconds(self) -> float:
+        """No run of ours holds a lease longer: one that ends further away is not ours (docs/snapshot.md#lease)."""
+        return self.function_timeout_seconds + LEASE_MARGIN_SECONDS
+
+    @property
+    def stuck_conflict_seconds(self) -> float:
+        """A target kept in `conflict` longer than this is held by a stuck lease, not a running run."""
+        return 2.0 * self.function_timeout_seconds
+
+    def lease_seconds(self, run_seconds: float | None) -> float:
+        """The lease for a run that may last `run_seconds` (None: no deadline), never the longest plus."""
+        longest = float(self.function_timeout_seconds)
+        return min(longest if run_seconds is None else run_seconds, longest) + LEASE_MARGIN_SECONDS
 
     def insecure_settings(self) -> list[str]:
         """What an operator should hear about on every run: plain HTTP and disabled TLS checks."""
@@ -72,139 +281,18 @@ class Settings:
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Build Settings from environment variables; the first bad variable raises ConfigError."""
-    reader = _Reader(environ)
-    settings = Settings(
-        pce_url=reader.url("PCE_URL"),
-        pce_org_id=reader.integer("PCE_ORG_ID", minimum=1),
-        pce_secret_id=reader.required("PCE_SECRET_ID"),
-        panos_url=reader.url("PANOS_URL"),
-        panos_secret_id=reader.required("PANOS_SECRET_ID"),
-        panos_vsys=reader.vsys("PANOS_VSYS"),
-        panos_target_serials=reader.serials("PANOS_TARGET_SERIALS"),
-        snapshot_table=reader.table("SNAPSHOT_TABLE"),
-        tag_prefix=reader.tag_prefix("TAG_PREFIX"),
-        label_keys=reader.label_keys("LABEL_KEYS"),
-        include_ipv6=reader.boolean("INCLUDE_IPV6", default=True),
-        max_removal_ratio=reader.ratio("MAX_REMOVAL_RATIO", default=0.25),
-        batch_size=reader.integer("BATCH_SIZE", default=500, minimum=1, maximum=1000),
-        dry_run=reader.boolean("DRY_RUN", default=False),
-        pce_verify_tls=reader.boolean("PCE_VERIFY_TLS", default=True),
-        panos_verify_tls=reader.boolean("PANOS_VERIFY_TLS", default=True),
-    )
-    return settings
-
-
-class _Reader:
-    """Reads one variable at a time and names it in every error."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._environ = environ
-
-    def _raw(self, name: str) -> str:
-        return self._environ.get(name, "").strip()
-
-    def required(self, name: str) -> str:
-        value = self._raw(name)
-        if not value:
-            raise ConfigError(f"{name} is required and is not set")
-        return value
-
-    def url(self, name: str) -> str:
-        value = self.required(name).rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in {"https", "http"} or not parts.hostname:
-            raise ConfigError(f"{name} must be an https:// (or http://) URL with a host, got {value!r}")
-        if parts.path or parts.query or parts.fragment:
-            raise ConfigError(f"{name} must be scheme, host and port only, without a path, got {value!r}")
-        try:
-            _ = parts.port
-        except ValueError as exc:
-            raise ConfigError(f"{name} has an invalid port: {value!r}") from exc
-        return value
-
-    def integer(
-        self, name: str, *, default: int | None = None, minimum: int, maximum: int | None = None
-    ) -> int:
-        raw = self._raw(name)
-        if not raw:
-            if default is None:
-                raise ConfigError(f"{name} is required and is not set")
-            return default
-        try:
-            value = int(raw)
-        except ValueError as exc:
-            raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
-        if value < minimum or (maximum is not None and value > maximum):
-            bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-            raise ConfigError(f"{name} must be {bound}, got {value}")
-        return value
-
-    def boolean(self, name: str, *, default: bool) -> bool:
-        raw = self._raw(name).lower()
-        if not raw:
-            return default
-        if raw in _TRUE:
-            return True
-        if raw in _FALSE:
-            return False
-        raise ConfigError(f"{name} must be true or false, got {raw!r}")
-
-    def ratio(self, name: str, *, default: float) -> float:
-        raw = self._raw(name)
-        if not raw:
-            return default
-        try:
-            value = float(raw)
-        except ValueError as exc:
-            raise ConfigError(f"{name} must be a number between 0 and 1, got {raw!r}") from exc
-        if not 0.0 <= value <= 1.0:
-            raise ConfigError(f"{name} must be between 0 and 1, got {raw!r}")
-        return value
-
-    def vsys(self, name: str) -> str | None:
-        raw = self._raw(name)
-        if not raw:
-            return None
-        if not _VSYS.match(raw):
-            raise ConfigError(f"{name} must look like vsys1, got {raw!r}")
-        return raw
-
-    def serials(self, name: str) -> tuple[str, ...]:
-        raw = self._raw(name)
-        if not raw:
-            return ()
-        serials = tuple(part.strip() for part in raw.split(","))
-        for serial in serials:
-            if not _SERIAL.match(serial):
-                raise ConfigError(f"{name} must be comma-separated firewall serials, got {serial!r}")
-        if len(set(serials)) != len(serials):
-            raise ConfigError(f"{name} lists a serial twice")
-        return serials
-
-    def table(self, name: str) -> str:
-        value = self.required(name)
-        if not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", value):
-            raise ConfigError(f"{name} is not a valid DynamoDB table name: {value!r}")
-        return value
-
-    def tag_prefix(self, name: str) -> str:
-        value = self._environ.get(name, "illumio.")
-        if not value.strip():
-            raise ConfigError(f"{name} must not be empty: it is the boundary of what this tool owns")
-        if any(ch in value for ch in "'\"") or value != value.strip() or len(value) > 64:
-            raise ConfigError(
-                f"{name} must be at most 64 characters with no quotes or surrounding spaces, got {value!r}"
-            )
-        return value
-
-    def label_keys(self, name: str) -> frozenset[str] | None:
-        raw = self._raw(name)
-        if not raw:
-            return frozenset(DEFAULT_LABEL_KEYS)
-        if raw == "*":
-            return None
-        keys = [part.strip() for part in raw.split(",")]
-        for key in keys:
-            if not _LABEL_KEY.match(key):
-                raise ConfigError(f"{name} must be '*' or comma-separated label keys, got {key!r}")
-        return frozenset(keys)
+    values: dict[str, str] = {}
+    for name, field in Settings.model_fields.items():
+        raw = environ.get(name.upper())
+        rule = next(meta for meta in field.metadata if isinstance(meta, Env))
+        if raw is not None and (raw.strip() or rule.verbatim):
+            values[name] = raw
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        # Errors come in field order: the first is the first bad variable as the docs list them.
+        error = exc.errors()[0]
+        variable = str(error["loc"][0]).upper()
+        if error["type"] == "missing":
+            raise ConfigError(f"{variable} is required and is not set") from None
+        raise ConfigError(f"{variable} {error['msg']}") from None

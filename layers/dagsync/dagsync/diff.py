@@ -1,5 +1,6 @@
 """SPEC §4 steps 2 and 3: what to register and unregister, and the removal guard. Pure functions."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dagsync.models import TagMap, count_pairs, iter_pairs
@@ -55,6 +56,11 @@ def union(left: TagMap, right: TagMap) -> dict[str, frozenset[str]]:
     for ip, tags in right.items():
         result[ip] = result.get(ip, frozenset()) | tags
     return result
+
+
+def restricted(tag_map: TagMap, ips: Iterable[str]) -> dict[str, frozenset[str]]:
+    """The pairs of the given IPs only: a targeted update plans on the IPs it recomputed."""
+    return {ip: tags for ip in ips if (tags := tag_map.get(ip))}
 
 
 def with_prefix(tag_map: TagMap, prefix: str) -> dict[str, frozenset[str]]:

@@ -1,96 +1,36 @@
-"""SPEC §4: the sync engine. The only place that decides order and safety.
+"""One run (docs/architecture.md#one-run): where the desired state comes from, then every target.
 
-Per target: read the snapshot (or, when drift is suspected, the device), plan, guard, push
-registrations before unregistrations in batches, and commit what the device confirmed.
+The per-target rules of order and safety live in `target_sync`; this module reads the inventory
+once, maps it, and hands the same desired pairs to every target in parallel.
 """
 
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from aws_lambda_powertools import Logger
 
+from dagsync.canary import RESERVED_IPS
 from dagsync.config import Settings, Target
-from dagsync.diff import Plan, intersect, plan_changes, removal_blocked, subtract, union, with_prefix
-from dagsync.errors import DagSyncError, PanosError, PceError, SnapshotConflict
+from dagsync.deadline import Deadline
+from dagsync.errors import PceError
 from dagsync.events import SyncRequest
-from dagsync.mapping import MappingResult, map_workloads
+from dagsync.fanout import run_in_parallel
+from dagsync.mapping import Mapper, MappingResult, MappingRules
 from dagsync.memory import collector_paused
-from dagsync.models import TagMap, Workload, count_pairs
+from dagsync.models import Workload
 from dagsync.observability import SERVICE
-from dagsync.panos_xml import chunk_entries
-from dagsync.result import RunResult, TargetResult
-from dagsync.snapshot import Lease, Snapshot
+from dagsync.result import RunResult
+from dagsync.target_sync import Device, ProgressPolicy, Store, TargetSync
+
+__all__ = ["Device", "Inventory", "ProgressPolicy", "Store", "SyncEngine"]
 
 logger = Logger(service=SERVICE, child=True)
-
-# The drift canary (SPEC §4.8): a non-persistent registration of a documentation address
-# (RFC 5737 TEST-NET-1, never routed) that a reboot or a table clear removes. The mapping
-# never tags this address, so it cannot collide with a workload.
-CANARY_IP = "192.0.2.1"
-CANARY_TAG_SUFFIX = "canary"
+DEFAULT_PROGRESS = ProgressPolicy()
 
 
 class Inventory(Protocol):
     def fetch_workloads(self) -> list[Workload]: ...
-
-
-class RegisteredIp(Protocol):
-    @property
-    def tags(self) -> frozenset[str]: ...
-
-
-class UidOutcome(Protocol):
-    @property
-    def failed(self) -> Mapping[str, str]: ...
-
-
-class Device(Protocol):
-    api_calls: int
-
-    def register(self, entries: TagMap, *, persistent: bool = True) -> UidOutcome: ...
-
-    def unregister(self, entries: TagMap) -> UidOutcome: ...
-
-    def registered_ips(
-        self, *, ip: str | None = None, tag: str | None = None
-    ) -> Mapping[str, RegisteredIp]: ...
-
-
-class Store(Protocol):
-    def load(self, target: str) -> Snapshot: ...
-
-    def acquire(self, snapshot: Snapshot, run_id: str, lease_seconds: float) -> Lease: ...
-
-    def checkpoint(self, lease: Lease, confirmed: TagMap, uncertain: TagMap) -> Lease: ...
-
-    def commit(self, lease: Lease, confirmed: TagMap, uncertain: TagMap) -> int: ...
-
-    def release(self, lease: Lease) -> None: ...
-
-
-@dataclass
-class _TargetRun:
-    """What one target's sync works with, and the result it fills in."""
-
-    target: Target
-    device: Device
-    desired: TagMap
-    request: SyncRequest
-    dry_run: bool
-    result: TargetResult
-    # On a reconcile: what it sends that a snapshot-based sync would not (the drift it repairs).
-    repair: Plan | None = None
-
-
-@dataclass
-class _Push:
-    """What one direction of a push achieved."""
-
-    done: dict[str, frozenset[str]] = field(default_factory=dict)
-    failed: dict[str, frozenset[str]] = field(default_factory=dict)
-    error: PanosError | None = None
 
 
 class SyncEngine:
@@ -104,24 +44,42 @@ class SyncEngine:
         run_id: str,
         lease_seconds: float = 900.0,
         clock: Callable[[], float] = time.monotonic,
+        progress: ProgressPolicy = DEFAULT_PROGRESS,
     ) -> None:
         self._settings = settings
         self._inventory = inventory
-        self._store = store
-        self._device_for = device_for
-        self._run_id = run_id
-        self._lease_seconds = lease_seconds
         self._clock = clock
-
-    @property
-    def canary_tag(self) -> str:
-        return self._settings.tag_prefix + CANARY_TAG_SUFFIX
+        self._targets = TargetSync(
+            settings,
+            store=store,
+            device_for=device_for,
+            run_id=run_id,
+            lease_seconds=lease_seconds,
+            clock=clock,
+            progress=progress,
+        )
+        self._rules = MappingRules(
+            prefix=settings.tag_prefix,
+            label_keys=settings.label_keys,
+            include_ipv6=settings.include_ipv6,
+            exclude=settings.exclude_cidrs,
+            shared_ip_policy=settings.shared_ip_policy,
+            reserved_ips=RESERVED_IPS,
+        )
 
     @collector_paused()
-    def run(self, request: SyncRequest) -> RunResult:
+    def run(self, request: SyncRequest, *, deadline: float | None = None) -> RunResult:
+        """One run over every target; `deadline`, a time on the engine's clock, bounds it
+        (docs/fan-out.md#deadlines)."""
         started = self._clock()
+        budget = Deadline(deadline, self._clock)
         dry_run = request.dry_run or self._settings.dry_run
-        result = RunResult(mode=request.mode, dry_run=dry_run)
+        result = RunResult(
+            mode=request.mode,
+            dry_run=dry_run,
+            forced=request.force,
+            stuck_after_seconds=self._settings.stuck_conflict_seconds,
+        )
         try:
             mapping = self._desired()
         except PceError as exc:
@@ -133,215 +91,18 @@ class SyncEngine:
                 mapping.pairs,
                 mapping.warnings,
             )
+            result.shared_ip_conflicts = mapping.shared_ip_conflicts
             for warning in mapping.warnings:
                 logger.warning(warning)
-            for target in self._settings.targets:
-                result.targets.append(self._sync_target(target, mapping.desired, request, dry_run))
+            result.targets = run_in_parallel(
+                self._settings.targets,
+                lambda target: self._targets.sync(target, mapping.desired, request, dry_run, budget),
+                workers=self._settings.panos_max_concurrency,
+            )
+            for target_result in result.targets:
+                result.warnings.extend(f"{target_result.target}: {text}" for text in target_result.warnings)
         result.duration_ms = int((self._clock() - started) * 1000)
         return result
 
     def _desired(self) -> MappingResult:
-        workloads = self._inventory.fetch_workloads()
-        return map_workloads(
-            workloads,
-            prefix=self._settings.tag_prefix,
-            label_keys=self._settings.label_keys,
-            include_ipv6=self._settings.include_ipv6,
-            reserved_ips=frozenset({CANARY_IP}),
-        )
-
-    def _sync_target(
-        self, target: Target, desired: TagMap, request: SyncRequest, dry_run: bool
-    ) -> TargetResult:
-        """One target, isolated: whatever goes wrong here is this target's status, not the run's."""
-        result = TargetResult(target=target.name)
-        device: Device | None = None
-        try:
-            device = self._device_for(target)
-            self._sync(_TargetRun(target, device, desired, request, dry_run, result))
-        except SnapshotConflict as exc:
-            result.status, result.error = "conflict", str(exc)
-            logger.warning("another run holds this target; nothing committed", extra={"target": target.name})
-        except DagSyncError as exc:
-            result.status, result.error = "failed", str(exc)
-            logger.error("target failed", extra={"target": target.name, "error": str(exc)})
-        except Exception as exc:
-            result.status, result.error = "failed", f"unexpected {type(exc).__name__}: {exc}"
-            logger.exception("target failed unexpectedly", extra={"target": target.name})
-        if device is not None:
-            result.api_calls = device.api_calls
-        return result
-
-    def _sync(self, run: _TargetRun) -> None:
-        snapshot = self._store.load(run.target.name)
-        # A snapshot written under another TAG_PREFIX holds tags we no longer own: leave them be.
-        confirmed: TagMap = with_prefix(snapshot.confirmed, self._settings.tag_prefix)
-        uncertain: TagMap = with_prefix(snapshot.uncertain, self._settings.tag_prefix)
-        drift_reason = self._drift_reason(run.request, snapshot, run.device)
-        plan = plan_changes(run.desired, confirmed, uncertain)
-        if drift_reason is not None:
-            # The device replaces the snapshot as `previous`, for the plan and for the removal guard:
-            # after a reboot or a clear it holds nothing of ours, so there is nothing to unregister.
-            on_device = self._our_pairs_on(run.device)
-            drift = count_pairs(subtract(on_device, confirmed)) + count_pairs(subtract(confirmed, on_device))
-            snapshot_plan, plan = plan, plan_changes(run.desired, on_device, {})
-            run.repair = Plan(
-                register=subtract(plan.register, snapshot_plan.register),
-                unregister=subtract(plan.unregister, snapshot_plan.unregister),
-            )
-            logger.warning(
-                "reconciling against the device",
-                extra={
-                    "target": run.target.name,
-                    "reason": drift_reason,
-                    "drifted_pairs": drift,
-                    "pairs_to_repair": run.repair.register_count + run.repair.unregister_count,
-                },
-            )
-            run.result.reconciled = True
-            confirmed, uncertain = on_device, {}
-        if self._blocked(run, plan, count_pairs(confirmed) + count_pairs(uncertain)):
-            return
-        if run.dry_run:
-            run.result.plan = plan.as_lists()
-            run.result.registered, run.result.unregistered = plan.register_count, plan.unregister_count
-            if run.repair is not None:
-                run.result.drift_repaired = run.repair.register_count + run.repair.unregister_count
-            return
-        # Every reconcile (a first run included) ends by arming the canary, even with nothing to send.
-        needs_canary = drift_reason is not None
-        if plan.empty and not needs_canary:
-            return
-        lease = self._store.acquire(snapshot, self._run_id, self._lease_seconds)
-        committed = False
-        try:
-            self._push_and_commit(run, lease, plan, (confirmed, uncertain), needs_canary=needs_canary)
-            committed = True
-        finally:
-            if not committed:
-                self._store.release(lease)
-
-    def _blocked(self, run: _TargetRun, plan: Plan, previous_pairs: int) -> bool:
-        """The removal guard (SPEC §4.3); `force` lets a run through it."""
-        if run.request.force or not removal_blocked(plan, previous_pairs, self._settings.max_removal_ratio):
-            return False
-        run.result.status = "blocked"
-        run.result.drift_repaired = 0
-        run.result.error = (
-            f"removal guard: {plan.unregister_count} of {previous_pairs} pairs would be unregistered, "
-            f"more than MAX_REMOVAL_RATIO={self._settings.max_removal_ratio}; nothing was sent. "
-            'Check the PCE, then run with {"force": true} if this is intended'
-        )
-        logger.error(
-            "removal guard blocked the target", extra={"target": run.target.name, "error": run.result.error}
-        )
-        if run.dry_run:
-            run.result.plan = plan.as_lists()
-        return True
-
-    def _drift_reason(self, request: SyncRequest, snapshot: Snapshot, device: Device) -> str | None:
-        if request.mode == "reconcile":
-            return "reconcile requested"
-        if snapshot.generation == 0:
-            # No snapshot (a first run, a recreated table, a renamed target): the device may still
-            # hold pairs of ours that no snapshot records, and only its own table can tell.
-            return "no snapshot for this target yet: reading what the device holds under TAG_PREFIX"
-        if not any(self.canary_tag in entry.tags for entry in device.registered_ips(ip=CANARY_IP).values()):
-            return "canary missing: the device lost registrations (reboot, failover or clear)"
-        return None
-
-    def _our_pairs_on(self, device: Device) -> dict[str, frozenset[str]]:
-        """Our prefix's pairs as the device holds them; tags of other tools are left out."""
-        table = {ip: entry.tags for ip, entry in device.registered_ips().items() if ip != CANARY_IP}
-        return with_prefix(table, self._settings.tag_prefix)
-
-    def _push_and_commit(
-        self,
-        run: _TargetRun,
-        lease: Lease,
-        plan: Plan,
-        previous: tuple[TagMap, TagMap],
-        *,
-        needs_canary: bool,
-    ) -> None:
-        """Registrations, then unregistrations, then one commit of what the device confirmed."""
-        confirmed, uncertain = previous
-        if not plan.empty:
-            # Write-ahead: every pair about to be sent is first recorded as uncertain, so that a run
-            # killed before its commit leaves a snapshot from which the next run resends or takes
-            # back each of them, whatever the estate has become by then.
-            lease = self._store.checkpoint(
-                lease,
-                subtract(confirmed, plan.unregister),
-                union(uncertain, union(plan.register, plan.unregister)),
-            )
-        registered = self._push(run, "register", plan.register)
-        unregistered = _Push()
-        if registered.error is None:
-            unregistered = self._push(run, "unregister", plan.unregister)
-        error = registered.error or unregistered.error
-        settled = union(registered.done, unregistered.done)
-        unsettled = union(registered.failed, unregistered.failed)
-        new_confirmed = union(subtract(subtract(confirmed, unregistered.done), unsettled), registered.done)
-        new_uncertain = union(subtract(uncertain, settled), unsettled)
-        self._store.commit(lease, new_confirmed, new_uncertain)
-        # Only after the commit: a canary on the device promises a snapshot that matches it.
-        if needs_canary and error is None:
-            self._register_canary(run)
-        run.result.registered = count_pairs(registered.done)
-        run.result.unregistered = count_pairs(unregistered.done)
-        if run.repair is not None:
-            repaired = (
-                intersect(run.repair.register, registered.done),
-                intersect(run.repair.unregister, unregistered.done),
-            )
-            run.result.drift_repaired = sum(count_pairs(pairs) for pairs in repaired)
-        if error is not None:
-            run.result.status, run.result.error = "failed", str(error)
-        elif unsettled:
-            run.result.status = "partial"
-            run.result.error = (
-                f"{count_pairs(unsettled)} pairs were refused by the device; the next run retries them"
-            )
-
-    def _register_canary(self, run: _TargetRun) -> None:
-        """Best effort: without a canary the next run reconciles this target again, which is safe."""
-        try:
-            outcome = run.device.register({CANARY_IP: frozenset({self.canary_tag})}, persistent=False)
-        except PanosError as exc:
-            problem = str(exc)
-        else:
-            if CANARY_IP not in outcome.failed:
-                return
-            problem = outcome.failed[CANARY_IP]
-        logger.warning(
-            "drift canary not registered; the next run reconciles this target again",
-            extra={"target": run.target.name, "error": problem},
-        )
-
-    def _push(self, run: _TargetRun, verb: Literal["register", "unregister"], entries: TagMap) -> _Push:
-        """Send `entries` in batches; stop at the first batch the device cannot take."""
-        push = _Push()
-        send = run.device.register if verb == "register" else run.device.unregister
-        name = run.target.name
-        for batch in chunk_entries(entries, self._settings.batch_size):
-            try:
-                outcome = send(batch)
-            except PanosError as exc:
-                push.failed.update(batch)
-                push.error = exc
-                logger.error(f"{verb} batch failed; stopping this target", extra={"target": name})
-                return push
-            for ip, tags in batch.items():
-                if ip in outcome.failed:
-                    push.failed[ip] = tags
-                    logger.error(
-                        f"{verb} refused",
-                        extra={"target": name, "ip": ip, "device_message": outcome.failed[ip]},
-                    )
-                else:
-                    push.done[ip] = tags
-                    logger.info(
-                        "audit", extra={"action": verb, "target": name, "ip": ip, "tags": sorted(tags)}
-                    )
-        return push
+        return Mapper(self._rules).map(self._inventory.fetch_workloads())

@@ -34,7 +34,16 @@ class PanosError(DagSyncError):
 
 
 class PanosAuthError(PanosError):
-    """The device refused the API key or the credentials (HTTP 403 or code 403)."""
+    """The device refused the key or the credentials (HTTP 403, code 403, status "unauth"), or the
+    admin role lacks a permission (code 16). Never retried as it stands.
+
+    `key_expired` marks the answers a new key may cure (status "unauth" with code 22 or none): a
+    generated key is then replaced once; a configured key cannot be.
+    """
+
+    def __init__(self, message: str, *, code: str | None = None, key_expired: bool = False) -> None:
+        super().__init__(message, code=code)
+        self.key_expired = key_expired
 
 
 class SnapshotError(DagSyncError):

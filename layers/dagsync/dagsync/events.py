@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from dagsync.errors import EventError
 
@@ -21,14 +21,20 @@ class SyncRequest:
     trigger: Literal["schedule", "manual"] = "manual"
 
 
-class ManualEvent(BaseModel):
-    """A console test event, `sam local invoke -e` file, CLI call or Scheduler payload."""
+class ScheduledOptions(BaseModel):
+    """What a schedule may ask for in its detail, e.g. the daily {"mode": "reconcile"}."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    dry_run: bool = False
-    mode: Mode = "sync"
-    force: bool = False
+    dry_run: bool = Field(False, description="dry_run (true/false)")
+    mode: Mode = Field("sync", description="mode ('sync' or 'reconcile')")
+
+
+class ManualEvent(ScheduledOptions):
+    """A console test event, `sam local invoke -e` file, CLI call or Scheduler payload."""
+
+    # Only a person may let a run through the removal guard (docs/sync.md#removal-guard).
+    force: bool = Field(False, description="force (true/false)")
 
 
 def parse_event(event: Any) -> SyncRequest:
@@ -40,22 +46,24 @@ def parse_event(event: Any) -> SyncRequest:
             scheduled = parse(event=event, model=EventBridgeModel)
         except ValidationError as exc:
             raise EventError(f"malformed scheduled event: {_describe(exc)}") from None
-        # A schedule may ask for more than a sync in its detail, e.g. the daily {"mode": "reconcile"}.
-        options = _options(scheduled.detail, "a scheduled event's detail")
-        return SyncRequest(
-            mode=options.mode, dry_run=options.dry_run, force=options.force, trigger="schedule"
-        )
-    options = _options(event, "a manual event")
-    return SyncRequest(mode=options.mode, dry_run=options.dry_run, force=options.force)
+        if isinstance(scheduled.detail, dict) and "force" in scheduled.detail:
+            raise EventError(
+                "force is accepted only on manual events, never on a scheduled one: "
+                "a schedule cannot override the removal guard"
+            )
+        options = _options(scheduled.detail, ScheduledOptions, "a scheduled event's detail")
+        return SyncRequest(mode=options.mode, dry_run=options.dry_run, trigger="schedule")
+    manual = _options(event, ManualEvent, "a manual event")
+    return SyncRequest(mode=manual.mode, dry_run=manual.dry_run, force=manual.force)
 
 
-def _options(data: Any, what: str) -> ManualEvent:
+def _options[Options: ScheduledOptions](data: Any, model: type[Options], what: str) -> Options:
     try:
-        return ManualEvent.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
+        accepted = [str(field.description) for field in model.model_fields.values()]
         raise EventError(
-            f"{what} accepts only dry_run (true/false), mode ('sync' or 'reconcile') "
-            f"and force (true/false): {_describe(exc)}"
+            f"{what} accepts only {', '.join(accepted[:-1])} and {accepted[-1]}: {_describe(exc)}"
         ) from None
 
 

@@ -26,12 +26,15 @@ EntryClass = Literal["done", "failed"]
 UID_VERBS: tuple[Verb, ...] = ("register", "unregister")
 PAGE_LIMIT = 500  # the most entries `show object registered-ip` returns per call (PAN-OS 8.0+)
 MAX_REQUEST_BYTES = 5_000_000  # documented ceiling for one POST
+MAX_TAGS_PER_IP = 32  # docs/protocols.md#pan-os-registered-ip
+MAX_TAG_LENGTH = 127
 
 # Codes that a retry may cure: 22 is "session timed out". Every other code describes the request
 # or the account and would fail the same way again. Internal-error codes (2-5, 11, 21) are not
 # retried either: the reference does not say they are transient, and the next scheduled run retries.
 _RETRYABLE_CODES = frozenset({"22"})
 _AUTH_CODES = frozenset({"403"})
+_PERMISSION_CODE = "16"  # "Unauthorized": the admin role lacks the permission the request needs
 _SUCCESS_CODES = frozenset({"19", "20"})
 _MAX_MESSAGE = 300
 
@@ -76,6 +79,27 @@ class RegisteredIp:
     tags: frozenset[str]
     persistent: bool = True
     from_agent: bool = False
+
+    def merged(self, other: "RegisteredIp") -> "RegisteredIp":
+        """One IP listed twice (a page shifted, or a duplicate row): the union of what both say."""
+        return RegisteredIp(
+            tags=self.tags | other.tags,
+            persistent=self.persistent and other.persistent,
+            from_agent=self.from_agent or other.from_agent,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DagDefinition:
+    """One dynamic address group as the device defines it.
+
+    `location` is where it is defined: "shared", "device-group:<name>" (or "device-group" when
+    the answer does not say which), or "vsys:<name>".
+    """
+
+    name: str
+    filter: str
+    location: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +152,72 @@ def _check_text(value: str, what: str) -> None:
         raise ValueError(f"{what} {value!r} contains a character XML cannot carry")
 
 
+def split_sendable(entries: TagMap) -> tuple[dict[str, frozenset[str]], dict[str, str]]:
+    """The entries a uid-message can carry, and why each other one cannot (it is never sent).
+
+    One odd entry must fail alone, not the message it would have been part of
+    (docs/sync.md#per-entry-results); the reason never quotes the entry's text.
+    """
+    sendable: dict[str, frozenset[str]] = {}
+    refused: dict[str, str] = {}
+    for ip, tags in entries.items():
+        problem = entry_problem(ip, frozenset(tags))
+        if problem is None:
+            sendable[ip] = frozenset(tags)
+        else:
+            refused[ip] = problem
+    return sendable, refused
+
+
+def entry_problem(ip: str, tags: frozenset[str]) -> str | None:
+    """Why PAN-OS could not take this entry, or None when it can be sent."""
+    if not _is_registrable(ip):
+        return "not an address PAN-OS can register (an IPv6 zone, or not an IP address at all); not sent"
+    if not tags:
+        return "no tags to send; not sent"
+    if len(tags) > MAX_TAGS_PER_IP:
+        return f"{len(tags)} tags, more than the {MAX_TAGS_PER_IP} PAN-OS holds for one IP; not sent"
+    problems = [problem for problem in map(_tag_problem, tags) if problem is not None]
+    return min(problems) if problems else None  # min: the same reason whatever the set's order
+
+
+@functools.lru_cache(maxsize=65_536)
+def _tag_problem(tag: str) -> str | None:
+    if not tag.strip():
+        return "an empty tag; not sent"
+    if len(tag) > MAX_TAG_LENGTH:
+        return f"a tag of {len(tag)} characters, more than the {MAX_TAG_LENGTH} PAN-OS allows; not sent"
+    if _XML_ILLEGAL.search(tag):
+        return "a tag holding a character XML cannot carry; not sent"
+    return None
+
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+
+
+def _is_registrable(text: str) -> bool:
+    """A host address without a zone, a network, or a range `a-b`: what a registered IP can be."""
+    if _IPV4.fullmatch(text):
+        return True  # the common case, at a fraction of ipaddress's cost
+    if len(text) > 100 or "%" in text or _XML_ILLEGAL.search(text):
+        return False
+    first, dash, last = text.partition("-")
+    try:
+        if dash:
+            return ipaddress.ip_address(first).version == ipaddress.ip_address(last).version
+        ipaddress.ip_address(text)
+    except ValueError:
+        pass
+    else:
+        return True
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
 def estimate_entry_bytes(ip: str, tags: frozenset[str]) -> int:
     """Bytes one entry adds to the form-encoded request body (register form: the larger one).
 
@@ -164,7 +254,8 @@ def chunk_entries(
 
     The estimate is of the URL-encoded form body (what the 5 MB limit applies to), so tags heavy in
     escaped characters are counted at their real cost. Entries with no tags are skipped: there is
-    nothing to send for them.
+    nothing to send for them. An entry that cannot be built costs nothing: it is batched like the
+    others, and the client refuses it without sending it (split_sendable).
     """
     if max_entries < 1:
         raise ValueError("max_entries must be at least 1")
@@ -176,7 +267,10 @@ def chunk_entries(
         tags = frozenset(entries[ip])
         if not tags:
             continue
-        cost = estimate_entry_bytes(ip, tags)
+        try:
+            cost = estimate_entry_bytes(ip, tags)
+        except ValueError:
+            cost = 0
         if cost + _ENVELOPE_BYTES > max_bytes:
             raise ValueError(f"entry for {ip} alone exceeds the {max_bytes}-byte batch limit")
         if batch and (len(batch) >= max_entries or size + cost > max_bytes):
@@ -221,8 +315,32 @@ def build_show_registered_ip(
     return ET.tostring(show, encoding="unicode")
 
 
+# Where address groups are defined (docs/protocols.md#pan-os-address-groups).
+_LOCALHOST = "/config/devices/entry[@name='localhost.localdomain']"
+SHARED_ADDRESS_GROUPS = "/config/shared/address-group"
+DEVICE_GROUP_ADDRESS_GROUPS = f"{_LOCALHOST}/device-group/entry/address-group"  # every device group
+_VSYS_NAME = re.compile(r"[A-Za-z0-9_.-]{1,31}")
+
+
+def vsys_address_groups(vsys: str) -> str:
+    """The xpath of one vsys's address groups; the name is checked, never quoted into the xpath raw."""
+    if not _VSYS_NAME.fullmatch(vsys):
+        raise ValueError(f"vsys name {vsys!r} cannot be used in an xpath")
+    return f"{_LOCALHOST}/vsys/entry[@name='{vsys}']/address-group"
+
+
 # ---------------------------------------------------------------------------------------------
 # Responses
+
+
+def is_permanent_refusal(message: str) -> bool:
+    """An entry the device will refuse however often it is sent: its address is invalid to it.
+
+    Retrying it every run would keep the target `partial` (and the run raising) for an address
+    the PCE holds and the device cannot take; it is reported as a warning instead
+    (docs/sync.md#per-entry-results).
+    """
+    return "invalid ip address" in message.lower()
 
 
 def classify_entry(message: str) -> EntryClass:
@@ -304,11 +422,19 @@ def _uid_entries(root: ET.Element) -> tuple[EntryMessage, ...]:
 def _request_error(root: ET.Element, status: str, code: str | None, http_status: int) -> PanosError:
     text = _error_text(root)
     label = f"code {code}" if code else f'status "{status or "missing"}"'
+    if status == "unauth" and code:
+        label = f'status "unauth", code {code}'
     message = f"PAN-OS request failed (HTTP {http_status}, {label}){_detail(text)}"
-    # status="unauth" (seen in XSOAR tests on session expiry) without a code is treated as an auth
-    # failure: a fresh key is what cures it, and auth failures are never retried in a loop.
-    if code in _AUTH_CODES or (code is None and status == "unauth"):
-        return PanosAuthError(message, code=code or "403")
+    # The two unauth forms (docs/protocols.md#pan-os-errors) [unverified on a device: seen in other
+    # projects' code]: code 16 says the role lacks a permission, which no new key cures; code 22 (or
+    # no code) says the key or its session is no longer valid, which a freshly generated key may
+    # cure. Neither is retried as it stands: code 22 is retryable only in the status="error" form.
+    if code == _PERMISSION_CODE:
+        return PanosAuthError(message, code=code)
+    if status == "unauth":
+        return PanosAuthError(message, code=code, key_expired=True)
+    if code in _AUTH_CODES:
+        return PanosAuthError(message, code=code)
     return PanosError(message, code=code, retryable=code in _RETRYABLE_CODES)
 
 
@@ -395,13 +521,7 @@ def parse_registered_ips(parsed: ParsedResponse) -> RegisteredIpPage:
             from_agent=(element.get("from_agent") or "0").strip() == "1",
         )
         previous = entries.get(ip)
-        if previous is not None:
-            record = RegisteredIp(
-                tags=previous.tags | record.tags,
-                persistent=previous.persistent and record.persistent,
-                from_agent=previous.from_agent or record.from_agent,
-            )
-        entries[ip] = record
+        entries[ip] = record if previous is None else previous.merged(record)
     return RegisteredIpPage(entries=entries, raw_count=len(raw))
 
 
@@ -432,3 +552,32 @@ def entry_messages_by_ip(entries: tuple[EntryMessage, ...], sent: Mapping[str, o
         ip = by_normal.get(normalise_ip(entry.ip), entry.ip)
         failed.setdefault(ip, []).append(entry.message or "entry rejected without a message")
     return {ip: "; ".join(messages) for ip, messages in failed.items()}
+
+
+def parse_address_groups(parsed: ParsedResponse, location: str) -> list[DagDefinition]:
+    """The dynamic address groups in a `type=config&action=show` answer for one location.
+
+    Static groups are skipped. An empty `<result/>` means no groups. When one xpath matches
+    several device groups, each entry's `loc` attribute names its device group where the device
+    gives one [unverified: the answer's shape for a multi-node xpath is not captured].
+    """
+    result = parsed.result
+    if result is None:
+        return []
+    groups = list(result.iter("address-group")) or [result]
+    found: list[DagDefinition] = []
+    for group in groups:
+        for entry in group.iterfind("entry"):
+            expression = entry.find("dynamic/filter")
+            name = (entry.get("name") or "").strip()
+            if expression is None or not name:
+                continue
+            where = entry.get("loc")
+            found.append(
+                DagDefinition(
+                    name=name,
+                    filter="".join(expression.itertext()).strip(),
+                    location=f"{location}:{where}" if location == "device-group" and where else location,
+                )
+            )
+    return found

@@ -21,7 +21,8 @@ import requests
 import urllib3.exceptions
 
 from dagsync import __version__
-from dagsync.errors import PceError, SecretError
+from dagsync.credentials import PceCredentials
+from dagsync.errors import PceError
 from dagsync.http import (
     READ_CHUNK,
     BodyReader,
@@ -53,7 +54,6 @@ __all__ = [
     "DEFAULT_REQUESTS_PER_MINUTE",
     "PCE_RETRY",
     "PceClient",
-    "PceCredentials",
     "PceEvent",
     "PceLimits",
 ]
@@ -77,45 +77,9 @@ _MAX_BACKOFF_POLL_DELAY = 10.0
 _POLL_BACKOFF = 1.5
 _BODY_EXCERPT = 200
 _MAX_EVENTS = 10_000  # the most one events GET returns (docs/protocols.md#pce-events)
-_PEM_MARKER = "-----BEGIN CERTIFICATE-----"
+
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class PceCredentials:
-    """An API key's authentication username and secret (HTTP Basic), and an optional CA bundle."""
-
-    auth_username: str
-    secret: str = field(repr=False)
-    ca_bundle: str | None = field(default=None, repr=False)
-
-    @classmethod
-    def from_secret(cls, data: Mapping[str, object], secret_id: str) -> "PceCredentials":
-        """Validate the Secrets Manager JSON; errors name the secret and the field, never a value."""
-        username = data.get("auth_username")
-        if not isinstance(username, str) or not username.strip():
-            raise SecretError(
-                f"secret {secret_id} must hold 'auth_username' as a non-empty string "
-                "(the API key's authentication username, e.g. api_1a2b3c4d5e, not its Key ID)"
-            )
-        secret = data.get("secret")
-        if not isinstance(secret, str) or not secret:
-            raise SecretError(f"secret {secret_id} must hold 'secret' as a non-empty string")
-        ca_bundle = data.get("ca_bundle")
-        if ca_bundle is not None and not isinstance(ca_bundle, str):
-            raise SecretError(f"secret {secret_id} has 'ca_bundle' that is not a string")
-        if (
-            isinstance(ca_bundle, str)
-            and ca_bundle.strip()
-            and "-----BEGIN CERTIFICATE-----" not in ca_bundle
-        ):
-            raise SecretError(f"secret {secret_id} has 'ca_bundle' that is not a PEM certificate bundle")
-        return cls(
-            auth_username=username.strip(),
-            secret=secret,
-            ca_bundle=ca_bundle if isinstance(ca_bundle, str) and ca_bundle.strip() else None,
-        )
 
 
 @dataclass(frozen=True)
@@ -169,7 +133,7 @@ class PceClient:
         self._base = base_url.rstrip("/")
         self._api = f"{self._base}/api/v2"
         self._org = org_id
-        self._secret = credentials.secret
+        self._secret = credentials.secret.get_secret_value()
         self._retrier = retrier or Retrier(PCE_RETRY)
         self._pacer = pacer or Pacer(
             DEFAULT_REQUESTS_PER_MINUTE,
@@ -180,7 +144,7 @@ class PceClient:
         self._timeout = timeout
         self._limits = limits
         self._session = new_session(tls_verify(verify_tls, credentials.ca_bundle))
-        self._session.auth = (credentials.auth_username, credentials.secret)
+        self._session.auth = (credentials.auth_username, self._secret)
         self._session.headers["Accept"] = "application/json"
         self._session.headers["User-Agent"] = f"dagsync/{__version__}"
         self._label_table: LabelTable | None = None

@@ -3,20 +3,21 @@
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from aws_lambda_powertools.utilities import parameters
 
 from dagsync.config import Settings, Target
+from dagsync.credentials import PanosCredentials, PceCredentials
 from dagsync.engine import Device, SyncEngine
 from dagsync.errors import SecretError
 from dagsync.pacing import Pacer
-from dagsync.panos import PanosClient, PanosCredentials
-from dagsync.pce import DEFAULT_REQUESTS_PER_MINUTE, PCE_RETRY, PceClient, PceCredentials
+from dagsync.panos import InFlightLimit, KeyCache, PanosClient
+from dagsync.pce import PCE_RETRY, PceClient
 from dagsync.retry import Clock, Retrier, RetryPolicy, Sleep
 from dagsync.snapshot import SnapshotStore
 
-# Secrets are cached in memory this long (SPEC §2), so a warm function does not call
+# Secrets are cached in memory this long (docs/configuration.md#secrets), so a warm function does not call
 # Secrets Manager on every run, and a rotated secret is picked up within minutes.
 SECRET_CACHE_SECONDS = 300
 
@@ -36,6 +37,12 @@ class ClientOptions:
     sleep: Sleep = time.sleep
     clock: Clock = time.monotonic
     deadline: float | None = None
+
+    def wall_deadline(self) -> float | None:
+        """The deadline in wall-clock epoch seconds, for what keeps time that way (DynamoDB leases)."""
+        if self.deadline is None:
+            return None
+        return time.time() + (self.deadline - self.clock())
 
     def retrier(self, policy: RetryPolicy) -> Retrier:
         """A retrier for one client, on this run's clock and deadline."""
@@ -78,10 +85,17 @@ def build_engine(
     run_id: str,
     lease_seconds: float,
     options: ClientOptions | None = None,
-    pce_max_requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE,
+    key_cache: KeyCache | None = None,
+    deadline: float | None = None,
 ) -> SyncEngine:
-    """The engine for one run: settings and secrets in, clients built from `options`."""
-    options = options or ClientOptions()
+    """The engine for one run: settings and secrets in, clients built from `options`.
+
+    `key_cache` outlives the run (the handler keeps one per process); every target's client
+    shares it and one in-flight limit, since they all talk to one management address.
+    """
+    options = replace(options or ClientOptions(), deadline=deadline)
+    key_cache = key_cache if key_cache is not None else KeyCache()
+    in_flight = InFlightLimit(settings.panos_max_concurrency)
     pce_credentials = PceCredentials.from_secret(read_secret(settings.pce_secret_id), settings.pce_secret_id)
     panos_credentials = PanosCredentials.from_secret(
         read_secret(settings.panos_secret_id), settings.panos_secret_id
@@ -92,7 +106,7 @@ def build_engine(
         pce_credentials,
         verify_tls=settings.pce_verify_tls,
         retrier=options.retrier(options.pce_retry),
-        pacer=options.pacer(pce_max_requests_per_minute),
+        pacer=options.pacer(settings.pce_max_requests_per_minute),
         timeout=options.timeout,
     )
 
@@ -100,17 +114,27 @@ def build_engine(
         return PanosClient(
             settings.panos_url,
             panos_credentials,
+            key_cache=key_cache,
+            in_flight=in_flight,
             verify_tls=settings.panos_verify_tls,
             vsys=target.vsys,
             target_serial=target.serial,
+            batch_size=settings.batch_size,
             retry=options.retry,
             sleep=options.sleep,
+            clock=options.clock,
+            deadline=options.deadline,
         )
 
     return SyncEngine(
         settings,
         inventory=inventory,
-        store=SnapshotStore(settings.snapshot_table),
+        store=SnapshotStore(
+            settings.snapshot_table,
+            sleep=options.sleep,
+            deadline=options.wall_deadline(),
+            max_lease_seconds=settings.longest_lease_seconds,
+        ),
         device_for=device_for,
         run_id=run_id,
         lease_seconds=lease_seconds,

@@ -1,0 +1,60 @@
+"""The run's time budget: when to stop starting work so that the run ends on its own terms.
+
+A run never dies of its own timeout (docs/fan-out.md#deadlines): it stops starting batches once
+the remaining time falls under a margin, a tenth of what the invocation started with and never
+less than the longest batch and commit seen so far, then commits what the device confirmed.
+"""
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+Clock = Callable[[], float]
+
+MARGIN_FRACTION = 0.1
+
+
+def deadline_after(seconds: float | None, clock: Clock = time.monotonic) -> float | None:
+    """The `clock` time by which a run allowed `seconds` must have stopped; None means no deadline."""
+    return None if seconds is None else clock() + seconds
+
+
+@dataclass
+class Deadline:
+    """A point on `clock` (None: no deadline, as for the CLI by default) and what work has cost.
+
+    Shared by every target's worker thread: the costs it learns are the run's, not one target's.
+    """
+
+    at: float | None
+    clock: Clock = time.monotonic
+    started_with: float = field(init=False)
+    _longest_batch: float = field(default=0.0, init=False)
+    _longest_commit: float = field(default=0.0, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.started_with = 0.0 if self.at is None else max(self.at - self.clock(), 0.0)
+
+    def remaining(self) -> float | None:
+        return None if self.at is None else self.at - self.clock()
+
+    @property
+    def margin(self) -> float:
+        with self._lock:
+            in_flight = self._longest_batch + self._longest_commit
+        return max(self.started_with * MARGIN_FRACTION, in_flight)
+
+    def allows_more_work(self) -> bool:
+        """Whether another batch may start and still leave time for its commit."""
+        remaining = self.remaining()
+        return remaining is None or remaining > self.margin
+
+    def record_batch(self, seconds: float) -> None:
+        with self._lock:
+            self._longest_batch = max(self._longest_batch, seconds)
+
+    def record_commit(self, seconds: float) -> None:
+        with self._lock:
+            self._longest_commit = max(self._longest_commit, seconds)

@@ -1,0 +1,278 @@
+"""One sharded structure in one partition of the table: how it is read, leased and committed.
+
+The partition holds a manifest item and shard items. A commit writes the shards whose content
+changed under new keys, then swaps the manifest with one conditional write, so a crash at any
+point leaves the old or the new generation fully readable; superseded shards are listed as
+garbage and deleted after the swap. The snapshot of each target and the change feed's projection
+are both such structures, differing only in their payload codec and the attributes they add to
+the manifest. See docs/snapshot.md#items and docs/sync.md#crash-rules.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from functools import partial
+from typing import TYPE_CHECKING
+
+from dagsync import garbage
+from dagsync import lease as leases
+from dagsync.errors import SnapshotError
+from dagsync.lease import Lease
+from dagsync.manifest import (
+    MANIFEST_KEY,
+    LeaseRecord,
+    Manifest,
+    ShardRef,
+    parse_manifest,
+    shard_key,
+    shard_list,
+)
+from dagsync.shard_codec import (
+    EncodedShard,
+    Interned,
+    Parts,
+    PayloadCodec,
+    ShardLimits,
+    ShardOverflow,
+    UnreadableShard,
+    decode_shard,
+    encode_shards,
+    merge,
+)
+from dagsync.table import ConditionFailed, Table, number
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+    from dagsync.table import Item
+
+logger = logging.getLogger(__name__)
+
+# A load that finds a shard gone (a commit swapped the manifest and deleted it meanwhile) reads again.
+_LOAD_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded[V]:
+    """A committed generation: its manifest and its content."""
+
+    manifest: Manifest
+    parts: Parts[V]
+
+
+class ShardedPartition[V]:
+    """Load, lease and commit one kind of sharded structure, one partition per instance of it.
+
+    Shard content this object last read or wrote is remembered by digest, per partition, so a
+    commit re-encodes only the shards whose content changed.
+    """
+
+    def __init__(
+        self,
+        table: Table,
+        codec: PayloadCodec[V],
+        *,
+        kind: str,
+        format_version: int,
+        width: int,
+        limits: ShardLimits,
+        clock: Callable[[], float],
+        max_lease_seconds: float,
+    ) -> None:
+        self._table = table
+        self._codec = codec
+        self._kind = kind
+        self._format = format_version
+        self._width = width
+        self._limits = limits
+        self._clock = clock
+        self._max_lease_seconds = max_lease_seconds
+        self._known: dict[str, dict[str, Parts[V]]] = {}
+
+    def manifest(self, pk: str) -> Manifest | None:
+        """The committed manifest alone (one GetItem), or None."""
+        item = self._table.get(pk, MANIFEST_KEY)
+        return None if item is None else self.parse(pk, item)
+
+    def load(self, pk: str) -> Loaded[V] | None:
+        """The committed generation (one GetItem, one BatchGetItem per 100 shards), or None."""
+        missing: list[str] = []
+        for _ in range(_LOAD_ATTEMPTS):
+            manifest = self.manifest(pk)
+            if manifest is None:
+                return None
+            found = self._table.get_many(pk, [ref.key for ref in manifest.shards])
+            missing = [ref.key for ref in manifest.shards if ref.key not in found]
+            if not missing:
+                decoded = self._decode(pk, manifest.shards, found)
+                self._known[pk] = decoded
+                return Loaded(manifest, merge((decoded[ref.digest] for ref in manifest.shards), self._width))
+            logger.info(
+                "%s of %s changed while loading (shard %s is gone); reading it again",
+                self._kind,
+                pk,
+                missing[0],
+            )
+        raise SnapshotError(
+            f"{self._kind} of {pk!r} in table {self._table.name!r} is incomplete: shard item "
+            f"{missing[0]!r} named by the manifest is missing after {_LOAD_ATTEMPTS} reads"
+        )
+
+    def content(self, pk: str, manifest: Manifest) -> Parts[V]:
+        """The content `manifest` names: remembered shards as they are, the others read."""
+        known = self._known.get(pk, {})
+        unknown = [ref for ref in manifest.shards if ref.digest not in known]
+        found = self._table.get_many(pk, [ref.key for ref in unknown])
+        gone = [ref.key for ref in unknown if ref.key not in found]
+        if gone:
+            raise SnapshotError(
+                f"{self._kind} of {pk!r} in table {self._table.name!r} changed while this run read it: "
+                f"shard item {gone[0]!r} is gone"
+            )
+        decoded = {**known, **self._decode(pk, unknown, found)}
+        self._known[pk] = decoded
+        return merge((decoded[ref.digest] for ref in manifest.shards), self._width)
+
+    def acquire(
+        self, pk: str, seen: Manifest | None, generation: int, run_id: str, lease_seconds: float
+    ) -> Lease:
+        """Take the lease for `generation`; a lease `seen` at load may be taken over if dead."""
+        return leases.take(
+            self._table,
+            pk,
+            generation=generation,
+            seen_holder=None if seen is None else seen.lease_holder,
+            run_id=run_id,
+            lease_seconds=lease_seconds,
+            max_lease_seconds=self._max_lease_seconds,
+            now=self._clock(),
+            format_version=self._format,
+            kind=self._kind,
+            parse=partial(self.parse, pk),
+        )
+
+    def swap(
+        self,
+        lease: Lease,
+        maps: Sequence[Mapping[str, V]],
+        attributes: Mapping[str, AttributeValueTypeDef],
+        *,
+        hold: bool,
+    ) -> Manifest:
+        """Write the changed shards, then swap the manifest; returns the manifest as written.
+
+        Losing the lease or the generation deletes this swap's shard items and raises
+        SnapshotConflict. With `hold`, the new manifest keeps the lease. What it supersedes is
+        listed as garbage, for `collect`.
+        """
+        pk, base = lease.target, lease.base
+        shards = self._encode(pk, maps, base)
+        commit_id = secrets.token_hex(4)
+        same_layout = len(shards) == base.shard_count
+        refs: list[ShardRef] = []
+        written: dict[str, Item] = {}
+        for index, shard in enumerate(shards):
+            if same_layout and base.shards[index].digest == shard.digest:
+                refs.append(base.shards[index])
+                continue
+            key = shard_key(lease.holder, commit_id, index)
+            refs.append(ShardRef(key, shard.digest))
+            written[key] = {"data": {"B": shard.data}}
+        referenced = {ref.key for ref in refs}
+        superseded = (base.garbage | {ref.key for ref in base.shards}) - referenced
+        self._table.put_many(pk, written)
+        item: dict[str, AttributeValueTypeDef] = {
+            **self._table.key(pk, MANIFEST_KEY),
+            **attributes,
+            "format": number(self._format),
+            "generation": number(lease.generation + 1),
+            "shard_count": number(len(refs)),
+            "shards": shard_list(tuple(refs)),
+            "updated_at": {"S": datetime.fromtimestamp(self._clock(), UTC).isoformat()},
+            "updated_by": {"S": lease.run_id},
+            "commit_id": {"S": f"{lease.holder}#{commit_id}"},
+        }
+        if hold:
+            item |= leases.lease_attributes(lease)
+        if superseded:
+            item["garbage"] = {"SS": sorted(superseded)}
+        if base.abandoned:
+            item["abandoned"] = {"SS": sorted(base.abandoned)}
+        self._put_manifest(lease, item, written)
+        self._known[pk] = {shard.digest: shard.parts for shard in shards}
+        held = LeaseRecord(lease.holder, lease.run_id, lease.expires_at, lease.acquired_at) if hold else None
+        return Manifest(lease.generation + 1, len(refs), tuple(refs), superseded, base.abandoned, held, item)
+
+    def collect(self, pk: str, manifest: Manifest) -> Manifest:
+        """Delete the garbage and the abandoned holders' items `manifest` lists; best effort.
+        Returns the manifest with what is left to delete."""
+        left, still_abandoned = garbage.collect(
+            self._table, pk, manifest.garbage, manifest.abandoned, {ref.key for ref in manifest.shards}
+        )
+        return replace(manifest, garbage=left, abandoned=still_abandoned)
+
+    def release(self, lease: Lease) -> None:
+        """Give the lease back after an aborted run; best effort, never raises."""
+        leases.release(self._table, lease.target, lease.holder, lease.run_id)
+
+    def forget(self, pk: str) -> None:
+        """Drop what is remembered of `pk`'s shards, once no commit of it is expected."""
+        self._known.pop(pk, None)
+
+    def parse(self, pk: str, item: Item) -> Manifest:
+        try:
+            return parse_manifest(item, format_version=self._format, limits=self._limits)
+        except (KeyError, TypeError, ValueError) as error:
+            raise SnapshotError(
+                f"manifest of {pk!r} in table {self._table.name!r} is malformed: {error!r}"
+            ) from None
+
+    def _encode(self, pk: str, maps: Sequence[Mapping[str, V]], base: Manifest) -> list[EncodedShard[V]]:
+        known = self._known.get(pk, {})
+        current = [(ref.digest, known[ref.digest]) if ref.digest in known else None for ref in base.shards]
+        try:
+            return encode_shards(maps, self._codec, self._limits, current=base.shard_count, known=current)
+        except ShardOverflow as overflow:
+            raise SnapshotError(f"{self._kind} of {pk!r} is too large: {overflow}") from None
+
+    def _put_manifest(
+        self, lease: Lease, item: dict[str, AttributeValueTypeDef], written: Mapping[str, Item]
+    ) -> None:
+        try:
+            self._table.put(
+                item,
+                condition="#generation = :generation AND #lease_holder = :holder",
+                values={":generation": number(lease.generation), ":holder": {"S": lease.holder}},
+            )
+        except ConditionFailed as failed:
+            # A resent write whose first answer was lost finds its own manifest: it committed, and
+            # the shard items that manifest names must stay.
+            if failed.item is None or failed.item.get("commit_id") != item["commit_id"]:
+                garbage.delete_quietly(self._table, lease.target, written)
+                raise leases.conflict(
+                    self._kind,
+                    lease.target,
+                    generation=lease.generation,
+                    item=failed.item,
+                    now=self._clock(),
+                    max_lease_seconds=self._max_lease_seconds,
+                ) from None
+
+    def _decode(self, pk: str, refs: Sequence[ShardRef], found: Mapping[str, Item]) -> dict[str, Parts[V]]:
+        """Each shard's content by digest; equal tag sets share one object across shards."""
+        interned: Interned = {}
+        decoded: dict[str, Parts[V]] = {}
+        for ref in refs:
+            data = found[ref.key].get("data", {}).get("B", b"")
+            try:
+                decoded[ref.digest] = decode_shard(data, ref.digest, self._codec, interned, self._limits)
+            except UnreadableShard as error:
+                raise SnapshotError(
+                    f"{self._kind} of {pk!r} in table {self._table.name!r} is corrupt: shard item "
+                    f"{ref.key!r} cannot be decoded ({error})"
+                ) from None
+        return decoded

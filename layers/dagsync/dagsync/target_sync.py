@@ -1,0 +1,413 @@
+"""One target's sync (docs/sync.md): the only place that decides order and safety on a device.
+
+Read the snapshot (or, when drift is suspected, the device), plan, guard, take the lease, record
+the write-ahead, push registrations before unregistrations in batches while the deadline allows,
+commit what the device confirmed, and arm the canary.
+"""
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from aws_lambda_powertools import Logger
+
+from dagsync.canary import CANARY_IP, Canary, excluding_canary
+from dagsync.config import Settings, Target
+from dagsync.deadline import Deadline
+from dagsync.diff import Plan, intersect, plan_changes, removal_blocked, subtract, union, with_prefix
+from dagsync.errors import DagSyncError, PanosError, SnapshotConflict
+from dagsync.events import SyncRequest
+from dagsync.models import TagMap, count_pairs
+from dagsync.observability import SERVICE
+from dagsync.result import TargetResult
+from dagsync.snapshot import Lease, Snapshot
+
+logger = Logger(service=SERVICE, child=True)
+
+
+class RegisteredIp(Protocol):
+    @property
+    def tags(self) -> frozenset[str]: ...
+
+
+class UidOutcome(Protocol):
+    @property
+    def failed(self) -> Mapping[str, str]: ...
+
+    @property
+    def rejected(self) -> frozenset[str]: ...
+
+
+class Device(Protocol):
+    api_calls: int
+
+    def register(self, entries: TagMap, *, persistent: bool = True) -> UidOutcome: ...
+
+    def unregister(self, entries: TagMap) -> UidOutcome: ...
+
+    def batches(self, entries: TagMap) -> Iterator[TagMap]: ...
+
+    def registered_ips(
+        self, *, ip: str | None = None, tag: str | None = None
+    ) -> Mapping[str, RegisteredIp]: ...
+
+
+class Store(Protocol):
+    def load(self, target: str) -> Snapshot: ...
+
+    def acquire(self, snapshot: Snapshot, run_id: str, lease_seconds: float) -> Lease: ...
+
+    def checkpoint(self, lease: Lease, confirmed: TagMap, uncertain: TagMap) -> Lease: ...
+
+    def commit(self, lease: Lease, confirmed: TagMap, uncertain: TagMap) -> int: ...
+
+    def release(self, lease: Lease) -> None: ...
+
+
+@dataclass
+class _TargetRun:
+    """What one target's sync works with, and the result it fills in."""
+
+    target: Target
+    device: Device
+    desired: TagMap
+    request: SyncRequest
+    dry_run: bool
+    result: TargetResult
+    deadline: Deadline
+    # On a reconcile: what it sends that a snapshot-based sync would not (the drift it repairs).
+    repair: Plan | None = None
+
+
+@dataclass(frozen=True)
+class ProgressPolicy:
+    """How often a long push commits what the device confirmed (docs/sync.md#crash-rules).
+
+    A killed run repeats at most the batches sent since the last progress commit; each commit
+    rewrites the shards the push touched, so committing after every batch would cost more
+    DynamoDB writes than the pairs are worth.
+    """
+
+    every_batches: int = 100
+    every_seconds: float = 30.0
+
+
+@dataclass
+class _Push:
+    """What one direction of a push achieved."""
+
+    done: dict[str, frozenset[str]] = field(default_factory=dict)
+    failed: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Refused for good (an address the device cannot take): neither on the device nor retried.
+    rejected: dict[str, frozenset[str]] = field(default_factory=dict)
+    error: PanosError | None = None
+
+
+@dataclass
+class _Progress:
+    """A push under way: what was there before, what the plan sends, and what came of it so far."""
+
+    confirmed: TagMap
+    uncertain: TagMap
+    plan: Plan
+    registered: _Push = field(default_factory=_Push)
+    unregistered: _Push = field(default_factory=_Push)
+    stopped_early: bool = False
+
+    @property
+    def error(self) -> PanosError | None:
+        return self.registered.error or self.unregistered.error
+
+    def settled(self) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+        """The snapshot once the push ends here: confirmed and uncertain pairs."""
+        rejected = union(self.registered.rejected, self.unregistered.rejected)
+        settled = union(union(self.registered.done, self.unregistered.done), rejected)
+        unsettled = union(self.registered.failed, self.unregistered.failed)
+        gone = union(self.unregistered.done, rejected)
+        confirmed = union(subtract(subtract(self.confirmed, gone), unsettled), self.registered.done)
+        return confirmed, union(subtract(self.uncertain, settled), unsettled)
+
+    def unsent(self) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+        """Planned pairs not yet sent: registrations, then unregistrations."""
+        sent_register = union(union(self.registered.done, self.registered.failed), self.registered.rejected)
+        sent_unregister = union(
+            union(self.unregistered.done, self.unregistered.failed), self.unregistered.rejected
+        )
+        return subtract(self.plan.register, sent_register), subtract(self.plan.unregister, sent_unregister)
+
+    def checkpoint(self) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+        """The snapshot to record while pushing: what is settled, with every unsent pair uncertain
+        (still write-ahead), so a kill after this point repeats only what follows it."""
+        confirmed, uncertain = self.settled()
+        register, unregister = self.unsent()
+        return subtract(confirmed, unregister), union(uncertain, union(register, unregister))
+
+
+class TargetSync:
+    """Syncs one target at a time; safe to call from several worker threads at once."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store,
+        device_for: Callable[[Target], Device],
+        run_id: str,
+        lease_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        progress: ProgressPolicy | None = None,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._device_for = device_for
+        self._run_id = run_id
+        self._lease_seconds = lease_seconds
+        self._clock = clock
+        self._progress = progress or ProgressPolicy()
+        self._canary = Canary(settings.tag_prefix, settings.deployment_id)
+
+    def sync(
+        self, target: Target, desired: TagMap, request: SyncRequest, dry_run: bool, deadline: Deadline
+    ) -> TargetResult:
+        """One target, isolated: whatever goes wrong here is this target's status, not the run's."""
+        result = TargetResult(target=target.name)
+        device: Device | None = None
+        try:
+            device = self._device_for(target)
+            self._sync(_TargetRun(target, device, desired, request, dry_run, result, deadline))
+        except SnapshotConflict as exc:
+            result.status, result.error = "conflict", str(exc)
+            logger.warning("another run holds this target; nothing committed", extra={"target": target.name})
+        except DagSyncError as exc:
+            result.status, result.error = "failed", str(exc)
+            logger.error("target failed", extra={"target": target.name, "error": str(exc)})
+        except Exception as exc:
+            result.status, result.error = "failed", f"unexpected {type(exc).__name__}: {exc}"
+            logger.exception("target failed unexpectedly", extra={"target": target.name})
+        if device is not None:
+            result.api_calls = device.api_calls
+        return result
+
+    def _sync(self, run: _TargetRun) -> None:
+        snapshot = self._store.load(run.target.name)
+        # A snapshot written under another TAG_PREFIX holds tags we no longer own: leave them be.
+        confirmed: TagMap = with_prefix(snapshot.confirmed, self._settings.tag_prefix)
+        uncertain: TagMap = with_prefix(snapshot.uncertain, self._settings.tag_prefix)
+        drift_reason = self._drift_reason(run.request, snapshot, run.device)
+        plan = plan_changes(run.desired, confirmed, uncertain)
+        if drift_reason is not None:
+            # The device replaces the snapshot as `previous`, for the plan and for the removal guard:
+            # after a reboot or a clear it holds nothing of ours, so there is nothing to unregister.
+            on_device = self._our_pairs_on(run.device)
+            drift = count_pairs(subtract(on_device, confirmed)) + count_pairs(subtract(confirmed, on_device))
+            snapshot_plan, plan = plan, plan_changes(run.desired, on_device, {})
+            run.repair = Plan(
+                register=subtract(plan.register, snapshot_plan.register),
+                unregister=subtract(plan.unregister, snapshot_plan.unregister),
+            )
+            logger.warning(
+                "reconciling against the device",
+                extra={
+                    "target": run.target.name,
+                    "reason": drift_reason,
+                    "drifted_pairs": drift,
+                    "pairs_to_repair": run.repair.register_count + run.repair.unregister_count,
+                },
+            )
+            run.result.reconciled = True
+            confirmed, uncertain = on_device, {}
+        if self._blocked(run, plan, count_pairs(confirmed) + count_pairs(uncertain)):
+            return
+        if run.dry_run:
+            run.result.plan = plan.as_lists()
+            run.result.registered, run.result.unregistered = plan.register_count, plan.unregister_count
+            if run.repair is not None:
+                run.result.drift_repaired = run.repair.register_count + run.repair.unregister_count
+            return
+        # Every reconcile (a first run included) ends by arming the canary, even with nothing to send.
+        needs_canary = drift_reason is not None
+        if plan.empty and not needs_canary:
+            return
+        lease = self._store.acquire(snapshot, self._run_id, self._lease_seconds)
+        committed = False
+        try:
+            self._push_and_commit(run, lease, plan, (confirmed, uncertain), needs_canary=needs_canary)
+            committed = True
+        finally:
+            if not committed:
+                self._store.release(lease)
+
+    def _blocked(self, run: _TargetRun, plan: Plan, previous_pairs: int) -> bool:
+        """The removal guard (SPEC §4.3); `force` lets a run through it."""
+        if run.request.force or not removal_blocked(plan, previous_pairs, self._settings.max_removal_ratio):
+            return False
+        run.result.status = "blocked"
+        run.result.drift_repaired = 0
+        run.result.error = (
+            f"removal guard: {plan.unregister_count} of {previous_pairs} pairs would be unregistered, "
+            f"more than MAX_REMOVAL_RATIO={self._settings.max_removal_ratio}; nothing was sent. "
+            'Check the PCE, then run with {"force": true} if this is intended'
+        )
+        logger.error(
+            "removal guard blocked the target", extra={"target": run.target.name, "error": run.result.error}
+        )
+        if run.dry_run:
+            run.result.plan = plan.as_lists()
+        return True
+
+    def _drift_reason(self, request: SyncRequest, snapshot: Snapshot, device: Device) -> str | None:
+        if request.mode == "reconcile":
+            return "reconcile requested"
+        if snapshot.generation == 0:
+            # No snapshot (a first run, a recreated table, a renamed target): the device may still
+            # hold pairs of ours that no snapshot records, and only its own table can tell.
+            return "no snapshot for this target yet: reading what the device holds under TAG_PREFIX"
+        on_canary_ip = {ip: entry.tags for ip, entry in device.registered_ips(ip=CANARY_IP).items()}
+        if not self._canary.check(on_canary_ip).armed:
+            return "canary missing: the device lost registrations (reboot, failover or clear)"
+        return None
+
+    def _our_pairs_on(self, device: Device) -> dict[str, frozenset[str]]:
+        """Our prefix's pairs as the device holds them; tags of other tools are left out.
+
+        A reconcile removes every pair of our prefix that is not desired, so another deployment's
+        canary under our prefix stops it: those pairs are that deployment's (docs/sync.md#ownership).
+        """
+        table = {ip: entry.tags for ip, entry in device.registered_ips().items()}
+        shared = self._canary.check(table).shared_prefix
+        if shared is not None:
+            raise DagSyncError(shared)
+        return with_prefix(excluding_canary(table), self._settings.tag_prefix)
+
+    def _push_and_commit(
+        self,
+        run: _TargetRun,
+        lease: Lease,
+        plan: Plan,
+        previous: tuple[TagMap, TagMap],
+        *,
+        needs_canary: bool,
+    ) -> None:
+        """Registrations, then unregistrations, committing progress as it goes, then the commit."""
+        progress = _Progress(*previous, plan)
+        if not plan.empty:
+            # Write-ahead: every pair about to be sent is first recorded as uncertain, so that a run
+            # killed before its commit leaves a snapshot from which the next run resends or takes
+            # back each of them, whatever the estate has become by then.
+            lease = self._commit_progress(run, lease, progress)
+        lease = self._push(run, lease, progress, "register")
+        if progress.error is None and not progress.stopped_early:
+            lease = self._push(run, lease, progress, "unregister")
+        started = self._clock()
+        self._store.commit(lease, *progress.settled())
+        run.deadline.record_commit(self._clock() - started)
+        # Only after the commit: a canary on the device promises a snapshot that matches it. A push
+        # stopped by the deadline keeps that promise too (what it did not send is not recorded).
+        if needs_canary and progress.error is None:
+            self._register_canary(run)
+        self._report(run, progress)
+
+    def _commit_progress(self, run: _TargetRun, lease: Lease, progress: _Progress) -> Lease:
+        started = self._clock()
+        lease = self._store.checkpoint(lease, *progress.checkpoint())
+        run.deadline.record_commit(self._clock() - started)
+        return lease
+
+    def _report(self, run: _TargetRun, progress: _Progress) -> None:
+        registered, unregistered = progress.registered, progress.unregistered
+        run.result.registered = count_pairs(registered.done)
+        run.result.unregistered = count_pairs(unregistered.done)
+        if run.repair is not None:
+            repaired = (
+                intersect(run.repair.register, registered.done),
+                intersect(run.repair.unregister, unregistered.done),
+            )
+            run.result.drift_repaired = sum(count_pairs(pairs) for pairs in repaired)
+        for ip in sorted(registered.rejected.keys() | unregistered.rejected.keys()):
+            run.result.warnings.append(f"the device refused address {ip} as invalid; it is not tagged")
+        unsettled = count_pairs(registered.failed) + count_pairs(unregistered.failed)
+        if progress.error is not None:
+            run.result.status, run.result.error = "failed", str(progress.error)
+        elif unsettled:
+            run.result.status = "partial"
+            run.result.error = f"{unsettled} pairs were refused by the device; the next run retries them"
+        elif progress.stopped_early:
+            register, unregister = progress.unsent()
+            run.result.status = "incomplete"
+            run.result.remaining = count_pairs(register) + count_pairs(unregister)
+            run.result.error = (
+                f"the run's time ran out with {run.result.remaining} pairs still to send; "
+                "what the device confirmed is committed and the next run goes on"
+            )
+            logger.warning(
+                "target incomplete", extra={"target": run.target.name, "remaining": run.result.remaining}
+            )
+
+    def _register_canary(self, run: _TargetRun) -> None:
+        """Best effort: without a canary the next run reconciles this target again, which is safe."""
+        try:
+            outcome = run.device.register(self._canary.arming(), persistent=False)
+        except PanosError as exc:
+            problem = str(exc)
+        else:
+            if CANARY_IP not in outcome.failed:
+                return
+            problem = outcome.failed[CANARY_IP]
+        logger.warning(
+            "drift canary not registered; the next run reconciles this target again",
+            extra={"target": run.target.name, "error": problem},
+        )
+
+    def _push(
+        self, run: _TargetRun, lease: Lease, progress: _Progress, verb: Literal["register", "unregister"]
+    ) -> Lease:
+        """Send one direction in batches: stop at the first batch the device cannot take, and
+        start no batch the deadline leaves no time for."""
+        push = progress.registered if verb == "register" else progress.unregistered
+        entries = progress.plan.register if verb == "register" else progress.plan.unregister
+        send = run.device.register if verb == "register" else run.device.unregister
+        name = run.target.name
+        batches_since_commit, last_commit = 0, self._clock()
+        for batch in run.device.batches(entries):
+            if not run.deadline.allows_more_work():
+                progress.stopped_early = True
+                return lease
+            started = self._clock()
+            try:
+                outcome = send(batch)
+            except PanosError as exc:
+                push.failed.update(batch)
+                push.error = exc
+                logger.error(f"{verb} batch failed; stopping this target", extra={"target": name})
+                return lease
+            run.deadline.record_batch(self._clock() - started)
+            self._settle(name, verb, batch, outcome, push)
+            batches_since_commit += 1
+            if (
+                batches_since_commit >= self._progress.every_batches
+                or self._clock() - last_commit >= self._progress.every_seconds
+            ):
+                lease = self._commit_progress(run, lease, progress)
+                batches_since_commit, last_commit = 0, self._clock()
+        return lease
+
+    @staticmethod
+    def _settle(name: str, verb: str, batch: TagMap, outcome: UidOutcome, push: _Push) -> None:
+        """Each entry's own result: done (and audited once) or refused (and retried next run)."""
+        for ip, tags in batch.items():
+            if ip in outcome.rejected:
+                push.rejected[ip] = tags
+                logger.warning(
+                    f"{verb} refused for good; the address is not sent again until it changes",
+                    extra={"target": name, "ip": ip, "device_message": outcome.failed.get(ip, "")},
+                )
+            elif ip in outcome.failed:
+                push.failed[ip] = tags
+                logger.error(
+                    f"{verb} refused",
+                    extra={"target": name, "ip": ip, "device_message": outcome.failed[ip]},
+                )
+            else:
+                push.done[ip] = tags
+                logger.info("audit", extra={"action": verb, "target": name, "ip": ip, "tags": sorted(tags)})
