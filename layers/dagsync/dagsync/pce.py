@@ -96,11 +96,18 @@ class PceLimits:
 
 @dataclass(frozen=True)
 class _Answer:
-    """A PCE answer read whole."""
+    """A PCE answer: read whole into `body`, or, when streamed, left open for the caller to read."""
 
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
+    response: requests.Response
+    body: bytes = b""
+
+    @property
+    def status(self) -> int:
+        return self.response.status_code
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self.response.headers
 
 
 class PceClient:
@@ -172,7 +179,7 @@ class PceClient:
         if wanted is None or not wanted.startswith(f"/orgs/{self._org}/"):
             raise PceError(f"{self._scrub(href)[:_BODY_EXCERPT]} is not a workload of org {self._org}")
         what = f"workload {wanted}"
-        answer = self._get(f"{self._api}{quote(wanted)}", what, answers=frozenset({404}))
+        answer = self._get(f"{self._api}{quote(wanted)}", what=what, answers=frozenset({404}))
         if answer.status == 404:
             return None
         item = self._json(answer, what)
@@ -200,7 +207,7 @@ class PceClient:
         query = {"timestamp[gte]": rfc3339(since), "max_results": str(max_results)}
         if until is not None:
             query["timestamp[lte]"] = rfc3339(until)
-        answer = self._get(f"{self._api}/orgs/{self._org}/events?{urlencode(query)}", "the events")
+        answer = self._get(f"{self._api}/orgs/{self._org}/events?{urlencode(query)}", what="the events")
         return self._parsed("the PCE's events answer", lambda: parse_events(self._json(answer, "the events")))
 
     def fetch_label_table(self) -> LabelTable:
@@ -219,7 +226,9 @@ class PceClient:
     def _run_job(self, collection: str) -> str:
         """Submit an async collection job, wait for it within the deadline, return the datafile URL."""
         url = f"{self._api}/orgs/{self._org}/{collection}"
-        response = self._get(url, f"the async request for {collection}", headers={"Prefer": "respond-async"})
+        response = self._get(
+            url, what=f"the async request for {collection}", headers={"Prefer": "respond-async"}
+        )
         if response.status != 202:
             # A synchronous answer holds at most 500 objects with no sign of truncation, so it is
             # never taken as the inventory.
@@ -249,7 +258,7 @@ class PceClient:
                     f"{budget:g} s (last status {status!r})"
                 )
             self._retrier.sleep(min(max(delay, _MIN_POLL_DELAY), remaining))
-            poll = self._get(job_url, f"the job for {collection}")
+            poll = self._get(job_url, what=f"the job for {collection}")
             job = self._json(poll, f"the job for {collection}")
             if not isinstance(job, dict):
                 raise PceError(f"the PCE job for {collection} answered with {kind(job)}, not a job object")
@@ -297,7 +306,7 @@ class PceClient:
         """GET a datafile and parse it as a stream; a connection that breaks is read again from the start."""
 
         def attempt() -> T:
-            response = self._open(url)
+            response = self._get(url, what=f"the {what} datafile", stream=True).response
             reader = self._reader(response)
             try:
                 return self._parsed(f"the PCE {what} datafile", lambda: parse(self._items(reader, what)))
@@ -378,19 +387,23 @@ class PceClient:
     def _get(
         self,
         url: str,
-        what: str,
         *,
+        what: str,
         headers: Mapping[str, str] | None = None,
         answers: frozenset[int] = frozenset(),
+        stream: bool = False,
     ) -> _Answer:
-        """One GET read whole (at most `max_answer_bytes`), retried by the policy.
+        """Every PCE request: one GET, retried by the policy, read whole (at most `max_answer_bytes`).
 
-        Error statuses in `answers` are returned as answers instead of raised.
+        A streamed answer is left open for the caller (the datafile). Error statuses in
+        `answers` come back as answers instead of raising.
         """
         path = urlsplit(url).path
 
         def attempt() -> _Answer:
             response = self._send(url, path, headers, answers)
+            if stream:
+                return _Answer(response)
             reader = self._reader(response)
             try:
                 body = reader.read_all(self._limits.max_answer_bytes)
@@ -408,14 +421,9 @@ class PceClient:
             finally:
                 self.bytes_received += reader.count
                 response.close()
-            return _Answer(response.status_code, response.headers, body)
+            return _Answer(response, body)
 
         return self._retried(attempt)
-
-    def _open(self, url: str) -> requests.Response:
-        """One GET whose body is left to the caller to stream, retried by the policy."""
-        path = urlsplit(url).path
-        return self._retried(lambda: self._send(url, path, None, frozenset()))
 
     def _retried(self, attempt: Callable[[], T]) -> T:
         try:
