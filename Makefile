@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SAM_STAMP := $(SAM_VENV)/.installed
 
-.PHONY: install install-sam lint typecheck unit integration infra-check test demo bench clean
+.PHONY: install install-sam lint typecheck unit integration infra-check test demo bench local clean
 
 $(STAMP): requirements-dev.txt layers/dagsync/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The emulators and moto on the host, env.local.json, and the `sam local invoke` line per event.
+local: $(STAMP)
+	$(BIN)/python -m emulators.sam_local
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -146,6 +146,10 @@ def test_function_timeout_variable_is_the_functions_timeout(default: Deployment)
     assert variables["FUNCTION_TIMEOUT_SECONDS"] == default.function["Timeout"] == {"Ref": "Timeout"}
 
 
+def test_aws_endpoint_is_left_to_boto3_in_lambda(default: Deployment) -> None:
+    assert default.function["Environment"]["Variables"]["AWS_ENDPOINT_URL"] == ""
+
+
 def test_environment_holds_spec_and_powertools_variables_only(default: Deployment) -> None:
     expected = set(SPEC_VARIABLES) | {
         "PCE_SECRET_ID",
@@ -154,6 +158,7 @@ def test_environment_holds_spec_and_powertools_variables_only(default: Deploymen
         "DEPLOYMENT_ID",
         "FUNCTION_TIMEOUT_SECONDS",
         "ALARM_TOPIC_ARN",
+        "AWS_ENDPOINT_URL",
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
         "POWERTOOLS_LOG_LEVEL",
