@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SAM_STAMP := $(SAM_VENV)/.installed
 
-.PHONY: install install-sam lint typecheck unit integration infra-check test demo bench clean
+.PHONY: install install-sam lint typecheck unit integration infra-check test demo bench local clean
 
 $(STAMP): requirements-dev.txt layers/dagsync/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,14 +49,20 @@ infra-check: $(STAMP) $(SAM_STAMP)
 	.venv-checkov/bin/checkov --file .aws-sam/translated.json --framework cloudformation \
 	  --skip-download --quiet --compact
 
+# Branch coverage of the core package is measured on this one run (named here, so processes the
+# tests start measure it too) and gated by [tool.coverage.report] fail_under in pyproject.toml.
 test: lint typecheck infra-check
-	$(BIN)/pytest -q -n 2 tests
+	$(BIN)/pytest -q -n 2 --cov=dagsync tests
 
 demo: $(STAMP)
 	$(BIN)/python -m demo
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The emulators and moto on the host, env.local.json, and the `sam local invoke` line per event.
+local: $(STAMP)
+	$(BIN)/python -m emulators.sam_local
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.utilities.parameters import base as parameters_base
 from moto import mock_aws
+from moto.core.config import DefaultConfig
 
 from app import KEY_CACHE, lambda_handler
 from emulators.panos import PanosEmulator
@@ -81,13 +82,15 @@ class LocalDeployment:
         panos: PanosEmulator | None = None,
         settings: Mapping[str, str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        aws_config: DefaultConfig | None = None,
     ) -> None:
-        """`ssl_context` serves both emulators over HTTPS with its certificate."""
+        """`ssl_context` serves both emulators over HTTPS with its certificate; `aws_config` is
+        moto's (for example `{"stepfunctions": {"execute_state_machine": True}}`)."""
         self.pce = pce or PceEmulator()
         self.panos = panos or PanosEmulator("panorama", api_keys=(PANOS_API_KEY,))
         self._settings = dict(settings or {})
         self._ssl_context = ssl_context
-        self._aws = mock_aws()
+        self._aws = mock_aws(config=aws_config)
         self._servers: list[LoopbackServer] = []
         self._saved_env: dict[str, str | None] = {}
         self.env: dict[str, str] = {}

@@ -3,14 +3,13 @@
 import json
 import re
 import tomllib
-from collections.abc import Callable
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.infra.translate import REQUIRED_PARAMETERS, ROOT, TEMPLATE, load_template, translate
+from tests.infra.deployment import Deployment, as_list
+from tests.infra.translate import ROOT, TEMPLATE
 
 SPEC_VARIABLES = {
     "PCE_URL": "PceUrl",
@@ -26,6 +25,30 @@ SPEC_VARIABLES = {
     "DRY_RUN": "DryRun",
     "PCE_VERIFY_TLS": "PceVerifyTls",
     "PANOS_VERIFY_TLS": "PanosVerifyTls",
+    "EXCLUDE_CIDRS": "ExcludeCidrs",
+    "SHARED_IP_POLICY": "SharedIpPolicy",
+    "PCE_MAX_REQUESTS_PER_MINUTE": "PceMaxRequestsPerMinute",
+    "CHANGE_FEED": "ChangeFeed",
+    "FULL_EXPORT_MINUTES": "FullExportMinutes",
+    "MAX_TARGETED_WORKLOADS": "MaxTargetedWorkloads",
+    "PANOS_MAX_CONCURRENCY": "PanosMaxConcurrency",
+    "TAGS_IN_USE_ONLY": "TagsInUseOnly",
+}
+# Defaults and allowed values of the configuration table (docs/configuration.md#variables).
+SPEC_DEFAULTS = {
+    "ExcludeCidrs": "",
+    "SharedIpPolicy": "union",
+    "PceMaxRequestsPerMinute": 100,
+    "ChangeFeed": "events",
+    "FullExportMinutes": 60,
+    "MaxTargetedWorkloads": 50,
+    "PanosMaxConcurrency": 5,
+    "TagsInUseOnly": "false",
+}
+SPEC_CHOICES = {
+    "SharedIpPolicy": ["union", "skip"],
+    "ChangeFeed": ["events", "off"],
+    "TagsInUseOnly": ["true", "false"],
 }
 SNAPSHOT_ACTIONS = {
     "dynamodb:GetItem",
@@ -35,127 +58,8 @@ SNAPSHOT_ACTIONS = {
     "dynamodb:BatchWriteItem",
     "dynamodb:Query",
 }
-XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 PCE_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dagsync/pce-AbCdEf"
 PANOS_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dagsync/panos-GhIjKl"
-NO_VALUE = {"Ref": "AWS::NoValue"}
-
-
-@cache
-def _translated(overrides: tuple[tuple[str, str], ...]) -> dict[str, Any]:
-    return translate(dict(overrides))
-
-
-def _parameter_values(template: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for name, spec in template["Parameters"].items():
-        raw = str(overrides.get(name, REQUIRED_PARAMETERS.get(name, spec.get("Default", ""))))
-        values[name] = raw.split(",") if spec["Type"] == "CommaDelimitedList" else raw
-    return values
-
-
-class Deployment:
-    """The translated template as CloudFormation would deploy it for one set of parameter values."""
-
-    def __init__(self, **overrides: str) -> None:
-        template = _translated(tuple(sorted(overrides.items())))
-        self.parameters = _parameter_values(template, overrides)
-        self._conditions = template.get("Conditions", {})
-        self._condition_cache: dict[str, bool] = {}
-        self.resources = {
-            logical_id: self.resolve(resource)
-            for logical_id, resource in template["Resources"].items()
-            if "Condition" not in resource or self.condition(resource["Condition"])
-        }
-        self.outputs = {
-            name: self.resolve(output)
-            for name, output in template.get("Outputs", {}).items()
-            if "Condition" not in output or self.condition(output["Condition"])
-        }
-
-    def condition(self, name: str) -> bool:
-        if name not in self._condition_cache:
-            self._condition_cache[name] = bool(self._evaluate(self._conditions[name]))
-        return self._condition_cache[name]
-
-    def _evaluate(self, node: Any) -> Any:
-        if not (isinstance(node, dict) and len(node) == 1):
-            return node
-        ((key, arg),) = node.items()
-        operations: dict[str, Callable[[], Any]] = {
-            "Ref": lambda: self.parameters[arg],
-            "Condition": lambda: self.condition(arg),
-            "Fn::Equals": lambda: str(self._evaluate(arg[0])) == str(self._evaluate(arg[1])),
-            "Fn::Not": lambda: not self._evaluate(arg[0]),
-            "Fn::And": lambda: all(self._evaluate(item) for item in arg),
-            "Fn::Or": lambda: any(self._evaluate(item) for item in arg),
-            "Fn::Join": lambda: arg[0].join(self._evaluate(arg[1])),
-        }
-        return operations[key]() if key in operations else node
-
-    def resolve(self, node: Any) -> Any:
-        """Fn::If branches chosen and AWS::NoValue dropped; every other intrinsic left as written."""
-        if isinstance(node, dict):
-            if set(node) == {"Fn::If"}:
-                name, when_true, when_false = node["Fn::If"]
-                return self.resolve(when_true if self.condition(name) else when_false)
-            resolved = {key: self.resolve(value) for key, value in node.items()}
-            return {key: value for key, value in resolved.items() if value != NO_VALUE}
-        if isinstance(node, list):
-            return [item for item in (self.resolve(value) for value in node) if item != NO_VALUE]
-        return node
-
-    def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
-        return {key: value for key, value in self.resources.items() if value["Type"] == resource_type}
-
-    def one(self, resource_type: str) -> tuple[str, dict[str, Any]]:
-        matches = self.of_type(resource_type)
-        assert len(matches) == 1, f"expected one {resource_type}, found {sorted(matches)}"
-        ((logical_id, resource),) = matches.items()
-        return logical_id, resource
-
-    def properties(self, logical_id: str) -> dict[str, Any]:
-        properties: dict[str, Any] = self.resources[logical_id].get("Properties", {})
-        return properties
-
-    @property
-    def function(self) -> dict[str, Any]:
-        return self.properties("DagSyncFunction")
-
-    def role_statements(self, role_id: str) -> list[dict[str, Any]]:
-        statements = []
-        for policy in self.properties(role_id).get("Policies", []):
-            statements.extend(_as_list(policy["PolicyDocument"]["Statement"]))
-        for policy in self.of_type("AWS::IAM::RolePolicy").values():
-            if policy["Properties"]["RoleName"] == {"Ref": role_id}:
-                statements.extend(_as_list(policy["Properties"]["PolicyDocument"]["Statement"]))
-        return statements
-
-    def statements_with(self, role_id: str, action: str) -> list[dict[str, Any]]:
-        return [s for s in self.role_statements(role_id) if action in _as_list(s["Action"])]
-
-    def alarm_on(self, metric_name: str) -> dict[str, Any]:
-        alarms: list[dict[str, Any]] = [
-            alarm["Properties"]
-            for alarm in self.of_type("AWS::CloudWatch::Alarm").values()
-            if alarm["Properties"].get("MetricName") == metric_name
-        ]
-        assert len(alarms) == 1, f"expected one alarm on {metric_name}, found {len(alarms)}"
-        return alarms[0]
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-@pytest.fixture(scope="module")
-def default() -> Deployment:
-    return Deployment()
-
-
-@pytest.fixture(scope="module")
-def source() -> dict[str, Any]:
-    return load_template()
 
 
 def test_function_runs_python313(default: Deployment) -> None:
@@ -203,11 +107,58 @@ def test_spec_variable_is_set_from_its_parameter(default: Deployment, variable: 
     assert default.function["Environment"]["Variables"][variable] == {"Ref": parameter}
 
 
+@pytest.mark.parametrize(("parameter", "default_value"), sorted(SPEC_DEFAULTS.items()))
+def test_parameter_default_is_the_variables_default(
+    source: dict[str, Any], parameter: str, default_value: object
+) -> None:
+    assert source["Parameters"][parameter]["Default"] == default_value
+
+
+@pytest.mark.parametrize(("parameter", "choices"), sorted(SPEC_CHOICES.items()))
+def test_parameter_allows_exactly_the_variables_values(
+    source: dict[str, Any], parameter: str, choices: list[str]
+) -> None:
+    assert sorted(source["Parameters"][parameter]["AllowedValues"]) == sorted(choices)
+
+
+@pytest.mark.parametrize(
+    ("parameter", "bounds"),
+    [
+        ("PceMaxRequestsPerMinute", (1, 500)),
+        ("FullExportMinutes", (1, 1440)),
+        ("MaxTargetedWorkloads", (1, 500)),
+        ("PanosMaxConcurrency", (1, 5)),
+    ],
+)
+def test_numeric_parameter_is_bounded(
+    source: dict[str, Any], parameter: str, bounds: tuple[int, int]
+) -> None:
+    spec = source["Parameters"][parameter]
+    assert (spec["MinValue"], spec["MaxValue"]) == bounds
+
+
+def test_deployment_id_is_the_stack_name(default: Deployment) -> None:
+    assert default.function["Environment"]["Variables"]["DEPLOYMENT_ID"] == {"Ref": "AWS::StackName"}
+
+
+def test_function_timeout_variable_is_the_functions_timeout(default: Deployment) -> None:
+    variables = default.function["Environment"]["Variables"]
+    assert variables["FUNCTION_TIMEOUT_SECONDS"] == default.function["Timeout"] == {"Ref": "Timeout"}
+
+
+def test_aws_endpoint_is_left_to_boto3_in_lambda(default: Deployment) -> None:
+    assert default.function["Environment"]["Variables"]["AWS_ENDPOINT_URL"] == ""
+
+
 def test_environment_holds_spec_and_powertools_variables_only(default: Deployment) -> None:
     expected = set(SPEC_VARIABLES) | {
         "PCE_SECRET_ID",
         "PANOS_SECRET_ID",
         "SNAPSHOT_TABLE",
+        "DEPLOYMENT_ID",
+        "FUNCTION_TIMEOUT_SECONDS",
+        "ALARM_TOPIC_ARN",
+        "AWS_ENDPOINT_URL",
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
         "POWERTOOLS_LOG_LEVEL",
@@ -305,6 +256,15 @@ def test_schedules_are_scheduler_schedules_named_after_the_stack(default: Deploy
     assert names == {"${AWS::StackName}-sync", "${AWS::StackName}-reconcile"}
 
 
+@pytest.mark.parametrize(
+    ("parameter", "rate"), [("ScheduleRate", "rate(1 minute)"), ("ReconcileRate", "rate(1 day)")]
+)
+def test_schedule_runs_every_minute_and_reconciles_daily_by_default(
+    source: dict[str, Any], parameter: str, rate: str
+) -> None:
+    assert source["Parameters"][parameter]["Default"] == rate
+
+
 @pytest.mark.parametrize(("suffix", "parameter"), [("sync", "ScheduleRate"), ("reconcile", "ReconcileRate")])
 def test_schedule_expression_comes_from_parameter(default: Deployment, suffix: str, parameter: str) -> None:
     assert schedule_named(default, suffix)["Properties"]["ScheduleExpression"] == {"Ref": parameter}
@@ -394,7 +354,7 @@ def test_function_role_dynamodb_access_is_the_listed_actions_on_the_table(defaul
     statements = [
         s
         for s in default.role_statements("DagSyncRole")
-        if any(action.startswith("dynamodb:") for action in _as_list(s["Action"]))
+        if any(action.startswith("dynamodb:") for action in as_list(s["Action"]))
     ]
     assert [(set(s["Action"]), s["Resource"]) for s in statements] == [
         (SNAPSHOT_ACTIONS, {"Fn::GetAtt": ["SnapshotTable", "Arn"]})
@@ -454,14 +414,14 @@ def test_function_role_has_no_managed_policy_outside_a_vpc(default: Deployment) 
     assert "ManagedPolicyArns" not in default.properties("DagSyncRole")
 
 
-def test_only_xray_statements_use_a_wildcard_resource(default: Deployment) -> None:
+def test_no_statement_uses_a_wildcard_resource(default: Deployment) -> None:
     wildcard = [
         s
         for role_id in default.of_type("AWS::IAM::Role")
         for s in default.role_statements(role_id)
-        if "*" in _as_list(s["Resource"])
+        if "*" in as_list(s["Resource"])
     ]
-    assert [set(_as_list(s["Action"])) for s in wildcard] == [XRAY_ACTIONS]
+    assert wildcard == []
 
 
 def test_no_statement_allows_a_wildcard_action(default: Deployment) -> None:
@@ -469,13 +429,23 @@ def test_no_statement_allows_a_wildcard_action(default: Deployment) -> None:
         action
         for role_id in default.of_type("AWS::IAM::Role")
         for s in default.role_statements(role_id)
-        for action in _as_list(s["Action"])
+        for action in as_list(s["Action"])
     ]
     assert not [action for action in actions if "*" in action]
 
 
-def test_function_has_active_tracing(default: Deployment) -> None:
-    assert default.function["TracingConfig"] == {"Mode": "Active"}
+def test_function_tracing_is_off_as_nothing_emits_segments(default: Deployment) -> None:
+    assert "TracingConfig" not in default.function
+
+
+def test_no_role_may_write_traces(default: Deployment) -> None:
+    actions = [
+        action
+        for role_id in default.of_type("AWS::IAM::Role")
+        for s in default.role_statements(role_id)
+        for action in as_list(s["Action"])
+    ]
+    assert [action for action in actions if action.startswith("xray:")] == []
 
 
 def test_function_is_outside_a_vpc_by_default(default: Deployment) -> None:
@@ -497,15 +467,21 @@ def test_function_role_gets_vpc_access_policy_in_a_vpc() -> None:
     ]
 
 
-def test_permissions_boundary_applies_to_every_role() -> None:
+@pytest.mark.parametrize(
+    ("fan_out", "roles"),
+    [
+        ("Schedule", {"DagSyncRole", "SchedulerRole"}),
+        ("StepFunctions", {"DagSyncRole", "SchedulerRole", "FanOutRole"}),
+    ],
+)
+def test_permissions_boundary_applies_to_every_role(fan_out: str, roles: set[str]) -> None:
     boundary = "arn:aws:iam::123456789012:policy/boundary"
-    deployment = Deployment(PermissionsBoundaryArn=boundary)
-    boundaries = [
-        role["Properties"].get("PermissionsBoundary")
-        for role in deployment.of_type("AWS::IAM::Role").values()
-    ]
-    assert len(boundaries) == 3  # the function and each schedule
-    assert all(boundary == {"Ref": "PermissionsBoundaryArn"} for boundary in boundaries)
+    deployment = Deployment(PermissionsBoundaryArn=boundary, FanOut=fan_out)
+    boundaries = {
+        role_id: role["Properties"].get("PermissionsBoundary")
+        for role_id, role in deployment.of_type("AWS::IAM::Role").items()
+    }
+    assert boundaries == {role_id: {"Ref": "PermissionsBoundaryArn"} for role_id in roles}
 
 
 def test_failed_async_invocations_go_to_the_failure_queue(default: Deployment) -> None:
@@ -563,7 +539,7 @@ def test_missed_runs_alarm_fires_when_no_run_succeeds(default: Deployment) -> No
 
 def test_missed_runs_alarm_is_absent_while_the_schedule_is_disabled() -> None:
     alarms = Deployment(ScheduleEnabled="false").of_type("AWS::CloudWatch::Alarm").values()
-    assert "SuccessfulRuns" not in {alarm["Properties"]["MetricName"] for alarm in alarms}
+    assert "SuccessfulRuns" not in {alarm["Properties"].get("MetricName") for alarm in alarms}
 
 
 def test_failure_queue_alarm_watches_visible_messages(default: Deployment) -> None:
@@ -573,19 +549,27 @@ def test_failure_queue_alarm_watches_visible_messages(default: Deployment) -> No
     ]
 
 
-def test_alarms_notify_nobody_by_default(default: Deployment) -> None:
-    alarms = default.of_type("AWS::CloudWatch::Alarm").values()
-    assert not [alarm for alarm in alarms if "AlarmActions" in alarm["Properties"]]
-    assert default.of_type("AWS::SNS::Topic") == {}
-
-
-def test_alarm_email_creates_a_topic_that_every_alarm_notifies() -> None:
-    deployment = Deployment(AlarmEmail="ops@example.com")
-    topic_id, topic = deployment.one("AWS::SNS::Topic")
+@pytest.mark.parametrize("fan_out", ["Schedule", "StepFunctions"])
+def test_every_alarm_notifies_the_stacks_topic_by_default(fan_out: str) -> None:
+    deployment = Deployment(FanOut=fan_out)
+    topic_id, _ = deployment.one("AWS::SNS::Topic")
     alarms = deployment.of_type("AWS::CloudWatch::Alarm").values()
-    assert topic["Properties"]["Subscription"] == [{"Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}}]
     assert {json.dumps(alarm["Properties"]["AlarmActions"]) for alarm in alarms} == {
         json.dumps([{"Ref": topic_id}])
+    }
+
+
+def test_the_topic_has_no_subscriber_without_an_alarm_email(default: Deployment) -> None:
+    assert default.of_type("AWS::SNS::Subscription") == {}
+
+
+def test_alarm_email_subscribes_to_the_stacks_topic() -> None:
+    deployment = Deployment(AlarmEmail="ops@example.com")
+    _, subscription = deployment.one("AWS::SNS::Subscription")
+    assert subscription["Properties"] == {
+        "TopicArn": {"Ref": "AlarmTopic"},
+        "Protocol": "email",
+        "Endpoint": {"Ref": "AlarmEmail"},
     }
 
 
@@ -593,7 +577,7 @@ def test_alarm_topic_arn_is_notified_instead_of_a_new_topic() -> None:
     topic_arn = "arn:aws:sns:us-east-1:123456789012:ops"
     deployment = Deployment(AlarmTopicArn=topic_arn, AlarmEmail="ops@example.com")
     alarms = deployment.of_type("AWS::CloudWatch::Alarm").values()
-    assert deployment.of_type("AWS::SNS::Topic") == {}
+    assert (deployment.of_type("AWS::SNS::Topic"), deployment.of_type("AWS::SNS::Subscription")) == ({}, {})
     assert {json.dumps(alarm["Properties"]["AlarmActions"]) for alarm in alarms} == {
         json.dumps([{"Ref": "AlarmTopicArn"}])
     }
@@ -608,8 +592,13 @@ def test_alarm_topic_arn_is_notified_instead_of_a_new_topic() -> None:
         "DriftRepaired",
         "Blocked",
         "Failed",
+        "Conflict",
+        "Incomplete",
+        "LastSyncAgeSeconds",
         "Workloads",
         "Pairs",
+        "SharedIpConflicts",
+        "EventToDeviceSeconds",
         "Duration",
     ],
 )
@@ -619,10 +608,49 @@ def test_dashboard_shows_metric(default: Deployment, metric: str) -> None:
     assert re.search(rf'"{metric}"|MetricName=\\"{metric}\\"', body)
 
 
+def _dashboard_body(deployment: Deployment) -> dict[str, Any]:
+    _, dashboard = deployment.one("AWS::CloudWatch::Dashboard")
+    text = dashboard["Properties"]["DashboardBody"]["Fn::Sub"].replace("${StaleTargetAlarmSeconds}", "1800")
+    body: dict[str, Any] = json.loads(text)
+    return body
+
+
 def test_dashboard_body_is_json(default: Deployment) -> None:
-    _, dashboard = default.one("AWS::CloudWatch::Dashboard")
-    body = json.loads(dashboard["Properties"]["DashboardBody"]["Fn::Sub"])
-    assert len(body["widgets"]) >= 6
+    assert len(_dashboard_body(default)["widgets"]) >= 8
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        "PairsRegistered",
+        "PairsUnregistered",
+        "ApiCalls",
+        "DriftRepaired",
+        "Blocked",
+        "Failed",
+        "Conflict",
+        "Incomplete",
+        "LastSyncAgeSeconds",
+    ],
+)
+def test_dashboard_shows_per_target_metric_through_a_search_over_the_target_dimension(
+    default: Deployment, metric: str
+) -> None:
+    expressions = [
+        entry["expression"]
+        for widget in _dashboard_body(default)["widgets"]
+        for line in widget["properties"].get("metrics", [])
+        for entry in line
+        if isinstance(entry, dict) and "expression" in entry
+    ]
+    assert f"SEARCH('{{DagSync,Target,service}} MetricName=\"{metric}\"'" in "\n".join(expressions)
+
+
+def test_dashboard_marks_the_freshness_alarm_threshold(default: Deployment) -> None:
+    (widget,) = [
+        w for w in _dashboard_body(default)["widgets"] if "Freshness" in w["properties"].get("title", "")
+    ]
+    assert widget["properties"]["annotations"]["horizontal"][0]["value"] == 1800
 
 
 @pytest.mark.parametrize(
@@ -673,6 +701,15 @@ def test_samconfig_overrides_only_template_parameters(source: dict[str, Any]) ->
         ("LabelKeys", "role,app,env,loc", True),
         ("LabelKeys", "role,,app", False),
         ("ScheduleRate", "rate(5 minutes)", True),
+        ("ScheduleRate", "rate(1 minute)", True),
+        ("ExcludeCidrs", "", True),
+        ("ExcludeCidrs", "172.17.0.0/16,100.64.0.0/10", True),
+        ("ExcludeCidrs", "172.17.0.0/16, 2001:db8::/32", True),
+        ("ExcludeCidrs", "172.17.0.0", False),
+        ("OwnerTag", "network-security", True),
+        ("OwnerTag", "Network Security", True),
+        ("OwnerTag", "", False),
+        ("OwnerTag", " padded", False),
         ("ScheduleRate", "cron(0/10 * * * ? *)", True),
         ("ScheduleRate", "every 5 minutes", False),
         ("PceSecretArn", "", True),

@@ -84,7 +84,10 @@ def translate(
     values.setdefault("AWS::AccountId", ACCOUNT_ID)
     values.setdefault("AWS::Partition", "aws")
     source = _as_packaged(copy.deepcopy(dict(template if template is not None else load_template())))
+    # The translator reads the region from boto3's default session; both are put back after, so
+    # translating leaves no trace on the process (tests that run the function share it).
     previous_region = os.environ.get("AWS_DEFAULT_REGION")
+    previous_session = boto3.DEFAULT_SESSION
     os.environ["AWS_DEFAULT_REGION"] = REGION
     try:
         boto3.setup_default_session(region_name=REGION)
@@ -93,6 +96,7 @@ def translate(
         )
         return translated
     finally:
+        boto3.DEFAULT_SESSION = previous_session
         if previous_region is None:
             os.environ.pop("AWS_DEFAULT_REGION", None)
         else:
