@@ -61,7 +61,7 @@ class LocalServices:
         self.pce.retry_after, self.pce.running_polls = 0, 0  # the export job is ready at once
         self.panos = PanosEmulator("panorama", api_keys=(PANOS_API_KEY,))
         for name, dag_filter in DAGS.items():
-            self.panos.add_dag(name, dag_filter)
+            self.panos.define_dag(name, dag_filter)
         self._servers = [LoopbackServer(self.pce), LoopbackServer(self.panos)]
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.alarm_topic_arn = ""

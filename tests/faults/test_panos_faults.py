@@ -12,12 +12,12 @@ from app import RunFailed
 from dagsync.canary import CANARY_IP
 from dagsync.diff import subtract, union
 from dagsync.models import TagMap
-from dagsync.panos import PanosClient
 from dagsync.panos_xml import chunk_entries
 from tests.faults.harness import CANARY, assert_exact, desired_of, load_snapshot
+from tests.integration.conftest import ClientSetup
 
 BATCH = 2
-Inject = Callable[[Any, int, pytest.MonkeyPatch], None]
+Inject = Callable[[Any, int, ClientSetup], None]
 
 
 @pytest.fixture
@@ -57,44 +57,43 @@ def settle(panos: Any) -> None:
         time.sleep(0.02)
 
 
-def key_revoked(panos: Any, stop: int, patch: pytest.MonkeyPatch) -> None:
+def key_revoked(panos: Any, stop: int, setup: ClientSetup) -> None:
     panos.revoke_keys_after(1 + stop)  # the canary check is the first authenticated request
 
 
-def session_timeouts(panos: Any, stop: int, patch: pytest.MonkeyPatch) -> None:
+def session_timeouts(panos: Any, stop: int, setup: ClientSetup) -> None:
     panos.error_code_next(10, code="22", type="user-id", after=stop)
 
 
-def server_errors(panos: Any, stop: int, patch: pytest.MonkeyPatch) -> None:
+def server_errors(panos: Any, stop: int, setup: ClientSetup) -> None:
     panos.fail_next(10, status=503, type="user-id", after=stop)
 
 
-def resets(panos: Any, stop: int, patch: pytest.MonkeyPatch) -> None:
+def resets(panos: Any, stop: int, setup: ClientSetup) -> None:
     panos.reset_next(10, type="user-id", after=stop)
 
 
-def resets_after_apply(panos: Any, stop: int, patch: pytest.MonkeyPatch) -> None:
+def resets_after_apply(panos: Any, stop: int, setup: ClientSetup) -> None:
     panos.reset_next(10, after_apply=True, type="user-id", after=stop)
 
 
-def timeouts(panos: Any, stop: int, patch: pytest.MonkeyPatch) -> None:
-    defaults = PanosClient.__init__.__kwdefaults__
-    patch.setattr(PanosClient.__init__, "__kwdefaults__", {**defaults, "timeout": 0.2})
+def timeouts(panos: Any, stop: int, setup: ClientSetup) -> None:
+    setup.configure(timeout=0.2)
     panos.fail_next(0, type="user-id", after=stop)
     panos.delay_next(10, seconds=0.4, type="user-id")
 
 
-def not_xml(panos: Any, stop: int, patch: pytest.MonkeyPatch) -> None:
+def not_xml(panos: Any, stop: int, setup: ClientSetup) -> None:
     panos.fail_next(0, type="user-id", after=stop)
     panos.not_xml_next(type="user-id")
 
 
-def xml_bomb(panos: Any, stop: int, patch: pytest.MonkeyPatch) -> None:
+def xml_bomb(panos: Any, stop: int, setup: ClientSetup) -> None:
     panos.fail_next(0, type="user-id", after=stop)
     panos.malicious_next(variant="billion-laughs", type="user-id")
 
 
-def external_entity(panos: Any, stop: int, patch: pytest.MonkeyPatch) -> None:
+def external_entity(panos: Any, stop: int, setup: ClientSetup) -> None:
     panos.fail_next(0, type="user-id", after=stop)
     panos.malicious_next(variant="external-entity", type="user-id")
 
@@ -123,17 +122,16 @@ STOPPING = [
 )
 @pytest.mark.parametrize(("inject", "applied", "message"), STOPPING)
 def test_a_batch_the_device_cannot_take_stops_the_target_and_is_retried_next_run(
-    deployment, pce, panos, clock, monkeypatch, inject: Inject, applied: bool, message: str, stop: int
+    deployment, pce, panos, clock, fast_retries, inject: Inject, applied: bool, message: str, stop: int
 ):
     deployment.invoke({})
     baseline = desired_of(pce)
     move_everyone_to_staging(pce)
     desired = desired_of(pce)
-    with monkeypatch.context() as patch:
-        inject(panos, stop, patch)
-        with pytest.raises(RunFailed, match=message) as failure:
-            deployment.invoke({})
-        settle(panos)
+    inject(panos, stop, fast_retries)
+    with pytest.raises(RunFailed, match=message) as failure:
+        deployment.invoke({})
+    settle(panos)
     assert "lollol" not in str(failure.value) and "root:" not in str(failure.value)
     device, confirmed, uncertain = stopped_at(baseline, desired, stop, applied=applied)
     assert panos.table() == union(device, CANARY)

@@ -28,7 +28,7 @@ class ClientOptions:
 
     The handler sets `deadline` (a value of `clock`) from the invocation's remaining time, so
     no retry waits past it; tests give a fake `sleep` and `clock`, so no wait takes real time.
-    `timeout` bounds each PCE request (the PAN-OS client keeps its own for now).
+    `timeout` bounds each request to the PCE and to PAN-OS.
     """
 
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -122,6 +122,7 @@ def build_engine(
             batch_size=settings.batch_size,
             retry=options.retry,
             sleep=options.sleep,
+            timeout=options.timeout,
             clock=options.clock,
             deadline=options.deadline,
         )
