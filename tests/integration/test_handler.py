@@ -133,7 +133,17 @@ def test_two_racing_runs_never_both_commit_and_the_device_ends_exact(deployment,
 def test_summary_has_the_documented_shape(deployment):
     deployment.invoke(SCHEDULED)
     summary = deployment.invoke(SCHEDULED)
-    documented = {"status", "mode", "dry_run", "workloads", "pairs", "targets", "warnings", "duration_ms"}
+    documented = {
+        "status",
+        "mode",
+        "dry_run",
+        "workloads",
+        "pairs",
+        "targets",
+        "unfinished",
+        "warnings",
+        "duration_ms",
+    }
     # The run may add how it read the inventory (docs/results.md#summary); nothing else on a quiet run.
     assert documented <= set(summary) <= documented | {"source"}
     assert set(summary["targets"][0]) == {

@@ -13,14 +13,17 @@ from aws_lambda_powertools import Logger
 from dagsync.canary import RESERVED_IPS
 from dagsync.config import Settings, Target
 from dagsync.deadline import Deadline
-from dagsync.errors import PceError
+from dagsync.errors import PceError, SnapshotError
 from dagsync.events import SyncRequest
 from dagsync.fanout import run_in_parallel
+from dagsync.history import UNFINISHED
 from dagsync.mapping import Mapper, MappingResult, MappingRules
 from dagsync.memory import collector_paused
 from dagsync.models import Workload
+from dagsync.notify import BlockedNotifier
 from dagsync.observability import SERVICE
 from dagsync.result import RunResult
+from dagsync.tags_in_use import TagsInUse
 from dagsync.target_sync import Device, ProgressPolicy, Store, TargetSync
 
 __all__ = ["Device", "Inventory", "ProgressPolicy", "Store", "SyncEngine"]
@@ -45,9 +48,12 @@ class SyncEngine:
         lease_seconds: float = 900.0,
         clock: Callable[[], float] = time.monotonic,
         progress: ProgressPolicy = DEFAULT_PROGRESS,
+        tags_in_use: TagsInUse | None = None,
+        notifier: BlockedNotifier | None = None,
     ) -> None:
         self._settings = settings
         self._inventory = inventory
+        self._store = store
         self._clock = clock
         self._targets = TargetSync(
             settings,
@@ -57,6 +63,8 @@ class SyncEngine:
             lease_seconds=lease_seconds,
             clock=clock,
             progress=progress,
+            tags_in_use=tags_in_use,
+            notifier=notifier,
         )
         self._rules = MappingRules(
             prefix=settings.tag_prefix,
@@ -98,11 +106,28 @@ class SyncEngine:
                 self._settings.targets,
                 lambda target: self._targets.sync(target, mapping.desired, request, dry_run, budget),
                 workers=self._settings.panos_max_concurrency,
+                first=self._left_unfinished(),
             )
             for target_result in result.targets:
                 result.warnings.extend(f"{target_result.target}: {text}" for text in target_result.warnings)
         result.duration_ms = int((self._clock() - started) * 1000)
         return result
+
+    def _left_unfinished(self) -> Callable[[Target], bool]:
+        """Targets the last run left `incomplete` or `failed` go first, so none starves
+        (docs/fan-out.md#deadlines). With no more targets than workers every one starts at once,
+        and the order is not worth the manifest reads."""
+        targets = self._settings.targets
+        if len(targets) <= self._settings.panos_max_concurrency:
+            return lambda _: False
+        try:
+            histories = self._store.histories([target.name for target in targets])
+        except SnapshotError as exc:
+            logger.warning(
+                "target histories not read; targets run in their configured order", extra={"error": str(exc)}
+            )
+            return lambda _: False
+        return lambda target: histories[target.name].last_status in UNFINISHED
 
     def _desired(self) -> MappingResult:
         return Mapper(self._rules).map(self._inventory.fetch_workloads())

@@ -113,6 +113,12 @@ class RunResult:
         return next((status for status in _SEVERITY if status in statuses), "ok")
 
     @property
+    def unfinished(self) -> int:
+        """Targets the run's time ran out on: the Step Functions fan-out invokes again while any are
+        left (docs/fan-out.md#step-functions)."""
+        return sum(target.status == "incomplete" for target in self.targets)
+
+    @property
     def stuck_targets(self) -> list[TargetResult]:
         return [target for target in self.targets if target.stuck(self.stuck_after_seconds)]
 
@@ -142,6 +148,7 @@ class RunResult:
             "workloads": self.workloads,
             "pairs": self.pairs,
             "targets": [target.to_dict() for target in self.targets],
+            "unfinished": self.unfinished,
             "warnings": self.warnings,
             "duration_ms": self.duration_ms,
         }

@@ -1,21 +1,27 @@
 """Composition root: secrets and clients built from Settings, shared by the handler and the CLI."""
 
 import json
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import cast
 
+import boto3
 from aws_lambda_powertools.utilities import parameters
 
 from dagsync.config import Settings, Target
 from dagsync.credentials import PanosCredentials, PceCredentials
 from dagsync.engine import Device, SyncEngine
 from dagsync.errors import SecretError
+from dagsync.notify import BlockedNotifier
 from dagsync.pacing import Pacer
 from dagsync.panos import InFlightLimit, KeyCache, PanosClient
 from dagsync.pce import PCE_RETRY, PceClient
 from dagsync.retry import Clock, Retrier, RetryPolicy, Sleep
 from dagsync.snapshot import SnapshotStore
+from dagsync.tags_cache import TagsInUseCache
+from dagsync.tags_in_use import TagsCache, TagsInUse
 
 # Secrets are cached in memory this long (docs/configuration.md#secrets), so a warm function does not call
 # Secrets Manager on every run, and a rotated secret is picked up within minutes.
@@ -37,12 +43,13 @@ class ClientOptions:
     sleep: Sleep = time.sleep
     clock: Clock = time.monotonic
     deadline: float | None = None
+    wall_clock: Clock = time.time  # epoch seconds, for leases and the target history
 
     def wall_deadline(self) -> float | None:
         """The deadline in wall-clock epoch seconds, for what keeps time that way (DynamoDB leases)."""
         if self.deadline is None:
             return None
-        return time.time() + (self.deadline - self.clock())
+        return self.wall_clock() + (self.deadline - self.clock())
 
     def retrier(self, policy: RetryPolicy) -> Retrier:
         """A retrier for one client, on this run's clock and deadline."""
@@ -127,16 +134,32 @@ def build_engine(
             deadline=options.deadline,
         )
 
+    store = SnapshotStore(
+        settings.snapshot_table,
+        clock=options.wall_clock,
+        sleep=options.sleep,
+        deadline=options.wall_deadline(),
+        max_lease_seconds=settings.longest_lease_seconds,
+    )
+    tags_in_use = None
+    if settings.tags_in_use_only:
+        # The cache says whether it wrote; the protocol of tags_in_use asks for no answer.
+        cache = cast(TagsCache, TagsInUseCache(store.table))
+        tags_in_use = TagsInUse(cache, prefix=settings.tag_prefix)
     return SyncEngine(
         settings,
         inventory=inventory,
-        store=SnapshotStore(
-            settings.snapshot_table,
-            sleep=options.sleep,
-            deadline=options.wall_deadline(),
-            max_lease_seconds=settings.longest_lease_seconds,
-        ),
+        store=store,
         device_for=device_for,
         run_id=run_id,
         lease_seconds=lease_seconds,
+        tags_in_use=tags_in_use,
+        notifier=blocked_notifier(),
     )
+
+
+def blocked_notifier() -> BlockedNotifier | None:
+    """The run's notifier to ALARM_TOPIC_ARN; none when it is unset, as for the CLI
+    (docs/dag-awareness.md#blocked-notification)."""
+    topic_arn = os.environ.get("ALARM_TOPIC_ARN")
+    return BlockedNotifier(boto3.client("sns"), topic_arn) if topic_arn else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -123,6 +123,19 @@ class SnapshotStore:
         return Snapshot(
             target, manifest.generation, confirmed, uncertain, manifest, self._history(target, manifest)
         )
+
+    def histories(self, targets: Sequence[str]) -> dict[str, TargetHistory]:
+        """Each target's history from its manifest alone (one small GetItem each, no shard read),
+        for ordering targets before any is loaded; a target never committed has an empty one."""
+        found: dict[str, TargetHistory] = {}
+        for target in targets:
+            item = self.table.get(target, MANIFEST_KEY)
+            found[target] = TargetHistory() if item is None else self._history(target, Manifest(item=item))
+        return found
+
+    def now(self) -> float:
+        """The store's wall clock, on which the target history keeps time."""
+        return self._clock()
 
     def acquire(self, snapshot: Snapshot, run_id: str, lease_seconds: float) -> Lease:
         """Take the lease for the generation `snapshot` was read at, or raise SnapshotConflict

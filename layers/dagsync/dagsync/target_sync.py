@@ -6,7 +6,7 @@ commit what the device confirmed, and arm the canary.
 """
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -14,14 +14,27 @@ from aws_lambda_powertools import Logger
 
 from dagsync.canary import CANARY_IP, Canary, excluding_canary
 from dagsync.config import Settings, Target
+from dagsync.dag_filter import cut_to_tags_in_use, dag_changes
 from dagsync.deadline import Deadline
-from dagsync.diff import Plan, intersect, plan_changes, removal_blocked, subtract, union, with_prefix
-from dagsync.errors import DagSyncError, PanosError, SnapshotConflict
+from dagsync.diff import (
+    GUARD_MINIMUM_PREVIOUS,
+    Plan,
+    intersect,
+    plan_changes,
+    removal_blocked,
+    subtract,
+    union,
+    with_prefix,
+)
+from dagsync.errors import DagSyncError, PanosError, SnapshotConflict, SnapshotError
 from dagsync.events import SyncRequest
+from dagsync.history import RunOutcome, TargetHistory
 from dagsync.models import TagMap, count_pairs
+from dagsync.notify import BlockedNotifier, GuardRule
 from dagsync.observability import SERVICE
-from dagsync.result import TargetResult
-from dagsync.snapshot import Lease, Snapshot
+from dagsync.result import DagChange, TargetResult
+from dagsync.snapshot import Lease, LeaseHeld, Snapshot
+from dagsync.tags_in_use import Definition, TagsInUse, TagsInUseAnswer
 
 logger = Logger(service=SERVICE, child=True)
 
@@ -52,6 +65,8 @@ class Device(Protocol):
         self, *, ip: str | None = None, tag: str | None = None
     ) -> Mapping[str, RegisteredIp]: ...
 
+    def address_groups(self) -> Sequence[Definition]: ...
+
 
 class Store(Protocol):
     def load(self, target: str) -> Snapshot: ...
@@ -60,9 +75,17 @@ class Store(Protocol):
 
     def checkpoint(self, lease: Lease, confirmed: TagMap, uncertain: TagMap) -> Lease: ...
 
-    def commit(self, lease: Lease, confirmed: TagMap, uncertain: TagMap) -> int: ...
+    def commit(
+        self, lease: Lease, confirmed: TagMap, uncertain: TagMap, *, outcome: RunOutcome | None = None
+    ) -> int: ...
 
     def release(self, lease: Lease) -> None: ...
+
+    def record_outcome(self, snapshot: Snapshot, status: str) -> bool: ...
+
+    def now(self) -> float: ...
+
+    def histories(self, targets: Sequence[str]) -> Mapping[str, TargetHistory]: ...
 
 
 @dataclass
@@ -76,6 +99,9 @@ class _TargetRun:
     dry_run: bool
     result: TargetResult
     deadline: Deadline
+    hostnames: Mapping[str, str] = field(default_factory=dict)  # of the desired IPs, where known
+    snapshot: Snapshot | None = None  # once loaded
+    committed: bool = False  # whether this run wrote a generation (and with it the history)
     # On a reconcile: what it sends that a snapshot-based sync would not (the drift it repairs).
     repair: Plan | None = None
 
@@ -157,7 +183,11 @@ class TargetSync:
         lease_seconds: float,
         clock: Callable[[], float] = time.monotonic,
         progress: ProgressPolicy | None = None,
+        tags_in_use: TagsInUse | None = None,
+        notifier: BlockedNotifier | None = None,
     ) -> None:
+        """`tags_in_use` is given when TAGS_IN_USE_ONLY is on; `notifier` tells the alarm topic of
+        blocked targets (docs/dag-awareness.md)."""
         self._settings = settings
         self._store = store
         self._device_for = device_for
@@ -166,16 +196,35 @@ class TargetSync:
         self._clock = clock
         self._progress = progress or ProgressPolicy()
         self._canary = Canary(settings.tag_prefix, settings.deployment_id)
+        self._tags_in_use = tags_in_use
+        self._notifier = notifier
 
     def sync(
-        self, target: Target, desired: TagMap, request: SyncRequest, dry_run: bool, deadline: Deadline
+        self,
+        target: Target,
+        desired: TagMap,
+        request: SyncRequest,
+        dry_run: bool,
+        deadline: Deadline,
+        *,
+        hostnames: Mapping[str, str] | None = None,
     ) -> TargetResult:
-        """One target, isolated: whatever goes wrong here is this target's status, not the run's."""
+        """One target, isolated: whatever goes wrong here is this target's status, not the run's.
+
+        `hostnames` (ip -> workload hostnames) name the members of a dry run's membership plan.
+        """
         result = TargetResult(target=target.name)
         device: Device | None = None
+        run: _TargetRun | None = None
         try:
             device = self._device_for(target)
-            self._sync(_TargetRun(target, device, desired, request, dry_run, result, deadline))
+            run = _TargetRun(
+                target, device, desired, request, dry_run, result, deadline, dict(hostnames or {})
+            )
+            self._sync(run)
+        except LeaseHeld as exc:
+            result.status, result.error, result.conflict_seconds = "conflict", str(exc), exc.held_for
+            logger.warning("another run holds this target; nothing committed", extra={"target": target.name})
         except SnapshotConflict as exc:
             result.status, result.error = "conflict", str(exc)
             logger.warning("another run holds this target; nothing committed", extra={"target": target.name})
@@ -187,14 +236,70 @@ class TargetSync:
             logger.exception("target failed unexpectedly", extra={"target": target.name})
         if device is not None:
             result.api_calls = device.api_calls
+        if run is not None and run.snapshot is not None:
+            self._record_history(run, run.snapshot)
         return result
 
+    def _record_history(self, run: _TargetRun, snapshot: Snapshot) -> None:
+        """Freshness for the result, and the outcome for a run whose commit did not carry it
+        (docs/snapshot.md#target-history). A dry run records nothing and is not a sync."""
+        now = self._store.now()
+        synced_now = run.result.status == "ok" and not run.dry_run
+        run.result.last_sync_age_seconds = 0.0 if synced_now else snapshot.history.seconds_since_ok(now)
+        if run.dry_run or run.committed:
+            return
+        try:
+            self._store.record_outcome(snapshot, run.result.status)
+        except SnapshotError as exc:
+            # Only the history is lost: the next commit or outcome record writes it again.
+            logger.warning(
+                "target history not recorded", extra={"target": run.target.name, "error": str(exc)}
+            )
+
     def _sync(self, run: _TargetRun) -> None:
-        snapshot = self._store.load(run.target.name)
+        snapshot = run.snapshot = self._store.load(run.target.name)
+        drift_reason = self._drift_reason(run.request, snapshot, run.device)
+        answer = self._cut_to_tags_in_use(run, reconcile=drift_reason is not None)
+        plan, confirmed, uncertain = self._plan(run, snapshot, drift_reason)
+        previous_pairs = count_pairs(confirmed) + count_pairs(uncertain)
+        blocked = self._blocked(run, plan, previous_pairs, snapshot.history)
+        if run.dry_run:
+            self._describe_dry_run(run, plan, confirmed, answer, blocked=blocked)
+            return
+        # Every reconcile (a first run included) ends by arming the canary, even with nothing to send.
+        needs_canary = drift_reason is not None
+        if blocked or (plan.empty and not needs_canary):
+            return
+        lease = self._store.acquire(snapshot, self._run_id, self._lease_seconds)
+        try:
+            self._push_and_commit(
+                run, lease, plan, (confirmed, uncertain), previous_pairs, needs_canary=needs_canary
+            )
+        finally:
+            if not run.committed:
+                self._store.release(lease)
+
+    def _cut_to_tags_in_use(self, run: _TargetRun, *, reconcile: bool) -> TagsInUseAnswer | None:
+        """With TAGS_IN_USE_ONLY, desired pairs are cut to the tags some DAG names before the plan,
+        so the guard, order and commit rules apply unchanged (docs/dag-awareness.md#tags-in-use)."""
+        if self._tags_in_use is None:
+            return None
+        answer = self._tags_in_use.for_target(
+            run.target.name, run.device, reconcile=reconcile, now=self._store.now()
+        )
+        if answer.warning is not None:
+            run.result.warnings.append(answer.warning)
+            logger.warning(answer.warning, extra={"target": run.target.name})
+        run.desired = cut_to_tags_in_use(run.desired, answer.tags)
+        return answer
+
+    def _plan(
+        self, run: _TargetRun, snapshot: Snapshot, drift_reason: str | None
+    ) -> tuple[Plan, TagMap, TagMap]:
+        """The plan, and the confirmed and uncertain pairs it was made against."""
         # A snapshot written under another TAG_PREFIX holds tags we no longer own: leave them be.
         confirmed: TagMap = with_prefix(snapshot.confirmed, self._settings.tag_prefix)
         uncertain: TagMap = with_prefix(snapshot.uncertain, self._settings.tag_prefix)
-        drift_reason = self._drift_reason(run.request, snapshot, run.device)
         plan = plan_changes(run.desired, confirmed, uncertain)
         if drift_reason is not None:
             # The device replaces the snapshot as `previous`, for the plan and for the removal guard:
@@ -217,44 +322,97 @@ class TargetSync:
             )
             run.result.reconciled = True
             confirmed, uncertain = on_device, {}
-        if self._blocked(run, plan, count_pairs(confirmed) + count_pairs(uncertain)):
-            return
-        if run.dry_run:
-            run.result.plan = plan.as_lists()
+        return plan, confirmed, uncertain
+
+    def _describe_dry_run(
+        self, run: _TargetRun, plan: Plan, before: TagMap, answer: TagsInUseAnswer | None, *, blocked: bool
+    ) -> None:
+        """What the run would send, and what each DAG would gain and lose, sending nothing."""
+        run.result.plan = plan.as_lists()
+        if not blocked:
             run.result.registered, run.result.unregistered = plan.register_count, plan.unregister_count
             if run.repair is not None:
                 run.result.drift_repaired = run.repair.register_count + run.repair.unregister_count
-            return
-        # Every reconcile (a first run included) ends by arming the canary, even with nothing to send.
-        needs_canary = drift_reason is not None
-        if plan.empty and not needs_canary:
-            return
-        lease = self._store.acquire(snapshot, self._run_id, self._lease_seconds)
-        committed = False
-        try:
-            self._push_and_commit(run, lease, plan, (confirmed, uncertain), needs_canary=needs_canary)
-            committed = True
-        finally:
-            if not committed:
-                self._store.release(lease)
+        definitions: Sequence[Definition] | None = None if answer is None else answer.definitions
+        if definitions is None:
+            definitions = self._definitions(run)
+        # A device that defines no DAG has no membership to report, and the plan shows none.
+        if definitions:
+            after = union(subtract(before, plan.unregister), plan.register)
+            changes = dag_changes(definitions, before, after, run.hostnames, prefix=self._settings.tag_prefix)
+            run.result.dag_changes = [
+                DagChange(
+                    dag=change.dag,
+                    filter=change.filter,
+                    joins=list(change.joins),
+                    leaves=list(change.leaves),
+                    evaluable=change.problem is None,
+                    hostnames=dict(change.hostnames),
+                )
+                for change in changes
+            ]
 
-    def _blocked(self, run: _TargetRun, plan: Plan, previous_pairs: int) -> bool:
-        """The removal guard (SPEC §4.3); `force` lets a run through it."""
-        if run.request.force or not removal_blocked(plan, previous_pairs, self._settings.max_removal_ratio):
+    @staticmethod
+    def _definitions(run: _TargetRun) -> Sequence[Definition] | None:
+        """The device's DAG definitions for a membership plan, or None when they cannot be read."""
+        try:
+            return run.device.address_groups()
+        except PanosError as exc:
+            logger.info(
+                "DAG definitions not read; the plan has no membership changes",
+                extra={"target": run.target.name, "error": str(exc)},
+            )
+            return None
+
+    def _blocked(self, run: _TargetRun, plan: Plan, previous_pairs: int, history: TargetHistory) -> bool:
+        """The removal guard, one run and rolling 24 hours (docs/sync.md#removal-guard); `force`
+        lets a run through it."""
+        if run.request.force:
             return False
+        verdict = self._guard_verdict(plan, previous_pairs, history)
+        if verdict is None:
+            return False
+        rule, tally = verdict
         run.result.status = "blocked"
         run.result.drift_repaired = 0
         run.result.error = (
-            f"removal guard: {plan.unregister_count} of {previous_pairs} pairs would be unregistered, "
-            f"more than MAX_REMOVAL_RATIO={self._settings.max_removal_ratio}; nothing was sent. "
+            f"removal guard ({rule} rule): {tally}, more than MAX_REMOVAL_RATIO="
+            f"{self._settings.max_removal_ratio}; nothing was sent. "
             'Check the PCE, then run with {"force": true} if this is intended'
         )
         logger.error(
-            "removal guard blocked the target", extra={"target": run.target.name, "error": run.result.error}
+            "removal guard blocked the target",
+            extra={"target": run.target.name, "rule": rule, "error": run.result.error},
         )
-        if run.dry_run:
-            run.result.plan = plan.as_lists()
+        if self._notifier is not None and not run.dry_run:
+            self._notifier.blocked(
+                run.target.name,
+                rule=rule,
+                unregister=plan.unregister,
+                previous_pairs=previous_pairs,
+                tally=tally,
+                deployment=self._settings.deployment_id,
+            )
         return True
+
+    def _guard_verdict(
+        self, plan: Plan, previous_pairs: int, history: TargetHistory
+    ) -> tuple[GuardRule, str] | None:
+        """Which guard rule holds, with its tally, or None when the plan may go through."""
+        ratio = self._settings.max_removal_ratio
+        if removal_blocked(plan, previous_pairs, ratio):
+            return "one run", f"{plan.unregister_count} of {previous_pairs} pairs would be unregistered"
+        if not plan.unregister_count:
+            return None
+        now = self._store.now()
+        removed = history.removed_within(now) + plan.unregister_count
+        largest = history.largest_held_within(now, previous_pairs)
+        if largest < GUARD_MINIMUM_PREVIOUS or removed <= ratio * largest:
+            return None
+        return "24 hours", (
+            f"{removed} pairs would be unregistered within 24 hours ({plan.unregister_count} by this run), "
+            f"of at most {largest} pairs held in that time"
+        )
 
     def _drift_reason(self, request: SyncRequest, snapshot: Snapshot, device: Device) -> str | None:
         if request.mode == "reconcile":
@@ -286,10 +444,12 @@ class TargetSync:
         lease: Lease,
         plan: Plan,
         previous: tuple[TagMap, TagMap],
+        previous_pairs: int,
         *,
         needs_canary: bool,
     ) -> None:
-        """Registrations, then unregistrations, committing progress as it goes, then the commit."""
+        """Registrations, then unregistrations, committing progress as it goes, then the commit,
+        which carries the run's outcome into the target's history."""
         progress = _Progress(*previous, plan)
         if not plan.empty:
             # Write-ahead: every pair about to be sent is first recorded as uncertain, so that a run
@@ -299,14 +459,18 @@ class TargetSync:
         lease = self._push(run, lease, progress, "register")
         if progress.error is None and not progress.stopped_early:
             lease = self._push(run, lease, progress, "unregister")
+        self._report(run, progress)
+        outcome = RunOutcome(
+            run.result.status, removed=count_pairs(progress.unregistered.done), held=previous_pairs
+        )
         started = self._clock()
-        self._store.commit(lease, *progress.settled())
+        self._store.commit(lease, *progress.settled(), outcome=outcome)
+        run.committed = True
         run.deadline.record_commit(self._clock() - started)
         # Only after the commit: a canary on the device promises a snapshot that matches it. A push
         # stopped by the deadline keeps that promise too (what it did not send is not recorded).
         if needs_canary and progress.error is None:
             self._register_canary(run)
-        self._report(run, progress)
 
     def _commit_progress(self, run: _TargetRun, lease: Lease, progress: _Progress) -> Lease:
         started = self._clock()

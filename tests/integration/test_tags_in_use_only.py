@@ -1,0 +1,130 @@
+"""TAGS_IN_USE_ONLY and membership plans against the PAN-OS emulator's configuration API
+(docs/dag-awareness.md#tags-in-use, docs/dag-awareness.md#membership-plans)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app import RunFailed
+from dagsync.canary import CANARY_IP
+from tests.clock import FakeClock
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+SCHEDULED = json.loads((EVENTS / "scheduled.json").read_text())
+DRY_RUN = json.loads((EVENTS / "manual-dry-run.json").read_text())
+REFRESH = 301.0  # past the five minutes a set of tags in use stands
+
+
+@pytest.fixture
+def settings():
+    return {"TAGS_IN_USE_ONLY": "true"}
+
+
+@pytest.fixture
+def wall_clock(fast_retries) -> FakeClock:
+    """The wall clock the tags-in-use cache keeps its reads on."""
+    clock = FakeClock()
+    fast_retries.configure(wall_clock=clock)
+    return clock
+
+
+@pytest.fixture
+def panos(panos):
+    panos.define_dag("web", "'illumio.role.Web'")
+    return panos
+
+
+def tags_on(panos) -> set[str]:
+    return {tag for ip, tags in panos.table().items() if ip != CANARY_IP for tag in tags}
+
+
+def test_only_tags_some_dag_names_are_registered(deployment, panos):
+    deployment.invoke(SCHEDULED)
+    assert tags_on(panos) == {"illumio.role.Web"}
+    assert set(panos.table()) == {"10.1.0.1", "10.1.0.2", CANARY_IP}
+
+
+def test_the_canary_is_registered_whatever_the_dags(deployment, panos):
+    deployment.invoke(SCHEDULED)
+    assert CANARY_IP in panos.table()
+
+
+def test_a_dag_added_on_the_device_brings_its_tags_in_on_the_next_run(deployment, panos, wall_clock):
+    deployment.invoke(SCHEDULED)
+    panos.define_dag("production", "'illumio.env.Production' and 'illumio.app.Ordering'")
+    wall_clock.advance(REFRESH)
+    deployment.invoke(SCHEDULED)
+    assert tags_on(panos) == {"illumio.role.Web", "illumio.env.Production", "illumio.app.Ordering"}
+
+
+def test_a_dag_removed_takes_its_tags_out(deployment, panos, wall_clock):
+    panos.define_dag("db", "'illumio.role.Db'")
+    deployment.invoke(SCHEDULED)
+    panos.remove_dag("db")
+    wall_clock.advance(REFRESH)
+    summary = deployment.invoke(SCHEDULED)
+    assert (summary["status"], summary["targets"][0]["unregistered"]) == ("ok", 1)
+    assert tags_on(panos) == {"illumio.role.Web"}
+
+
+def test_a_refused_config_read_keeps_the_last_set_and_warns(deployment, pce, panos, wall_clock):
+    deployment.invoke(SCHEDULED)
+    panos.deny_permission("config")
+    wall_clock.advance(REFRESH)
+    pce.relabel("/orgs/1/workloads/db1", "role", "Web")
+    summary = deployment.invoke(SCHEDULED)
+    assert summary["status"] == "ok"
+    assert any("could not be read" in warning for warning in summary["warnings"])
+    assert tags_on(panos) == {"illumio.role.Web"}
+    assert "illumio.role.Web" in panos.table()["10.1.0.3"]
+
+
+def test_with_no_set_ever_read_the_target_fails_naming_the_permission(deployment, panos):
+    panos.deny_permission("config")
+    with pytest.raises(RunFailed, match="Configuration read"):
+        deployment.invoke(SCHEDULED)
+    assert panos.calls("user-id") == []
+
+
+def test_tags_of_other_tools_are_never_touched(deployment, panos):
+    panos.register_foreign("10.1.0.3", ["quarantine-by-soc"])
+    deployment.invoke(SCHEDULED)
+    assert panos.table()["10.1.0.3"] == frozenset({"quarantine-by-soc"})
+
+
+class TestMembershipPlan:
+    @pytest.fixture
+    def settings(self):
+        return {}
+
+    @pytest.fixture
+    def panos(self, panos):
+        panos.define_dag("quarantine", "'illumio.env.Quarantine'")
+        panos.define_dag("development", "'illumio.env.Development' or ('illumio.role.Db')")
+        panos.define_dag("unknown", "not 'illumio.env.Quarantine'")
+        return panos
+
+    def test_the_dry_run_for_a_relabel_into_quarantine_names_the_dags_joined_and_left(self, deployment, pce):
+        deployment.invoke(SCHEDULED)
+        pce.relabel("/orgs/1/workloads/web1", "env", "Quarantine")
+        changes = {
+            change["dag"]: change for change in deployment.invoke(DRY_RUN)["targets"][0]["dag_changes"]
+        }
+        assert (changes["quarantine"]["joins"], changes["quarantine"]["leaves"]) == (["10.1.0.1"], [])
+        assert (changes["development"]["joins"], changes["development"]["leaves"]) == ([], ["10.1.0.1"])
+        assert (changes["web"]["joins"], changes["web"]["leaves"]) == ([], [])
+
+    def test_a_filter_that_cannot_be_evaluated_is_listed_as_such(self, deployment, pce):
+        deployment.invoke(SCHEDULED)
+        pce.relabel("/orgs/1/workloads/web1", "env", "Quarantine")
+        changes = {
+            change["dag"]: change for change in deployment.invoke(DRY_RUN)["targets"][0]["dag_changes"]
+        }
+        assert changes["unknown"]["evaluable"] is False
+
+    def test_a_dry_run_without_config_read_has_no_membership_plan(self, deployment, panos):
+        panos.deny_permission("config")
+        target = deployment.invoke(DRY_RUN)["targets"][0]
+        assert "dag_changes" not in target
+        assert len(target["plan"]["register"]) == 17
