@@ -14,6 +14,7 @@ from dagsync.errors import SecretError
 from dagsync.pacing import Pacer
 from dagsync.panos import InFlightLimit, KeyCache, PanosClient
 from dagsync.pce import PCE_RETRY, PceClient
+from dagsync.projection_store import ProjectionStore
 from dagsync.retry import Clock, Retrier, RetryPolicy, Sleep
 from dagsync.snapshot import SnapshotStore
 
@@ -37,6 +38,7 @@ class ClientOptions:
     sleep: Sleep = time.sleep
     clock: Clock = time.monotonic
     deadline: float | None = None
+    wall_clock: Clock = time.time  # epoch seconds: event timestamps and the change feed's watermark
 
     def wall_deadline(self) -> float | None:
         """The deadline in wall-clock epoch seconds, for what keeps time that way (DynamoDB leases)."""
@@ -126,16 +128,20 @@ def build_engine(
             deadline=options.deadline,
         )
 
+    store = SnapshotStore(
+        settings.snapshot_table,
+        sleep=options.sleep,
+        deadline=options.wall_deadline(),
+        max_lease_seconds=settings.longest_lease_seconds,
+    )
     return SyncEngine(
         settings,
         inventory=inventory,
-        store=SnapshotStore(
-            settings.snapshot_table,
-            sleep=options.sleep,
-            deadline=options.wall_deadline(),
-            max_lease_seconds=settings.longest_lease_seconds,
-        ),
+        store=store,
         device_for=device_for,
         run_id=run_id,
         lease_seconds=lease_seconds,
+        # The change feed's state shares the snapshot table (docs/snapshot.md#projection).
+        projections=ProjectionStore(store.table, max_lease_seconds=settings.longest_lease_seconds),
+        wall_clock=options.wall_clock,
     )

@@ -78,6 +78,9 @@ class _TargetRun:
     deadline: Deadline
     # On a reconcile: what it sends that a snapshot-based sync would not (the drift it repairs).
     repair: Plan | None = None
+    # A targeted update (docs/change-feed.md#targeted-update): `desired` holds only these IPs'
+    # pairs, and only they are planned; an empty set means nothing changed.
+    only_ips: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -168,14 +171,29 @@ class TargetSync:
         self._canary = Canary(settings.tag_prefix, settings.deployment_id)
 
     def sync(
-        self, target: Target, desired: TagMap, request: SyncRequest, dry_run: bool, deadline: Deadline
+        self,
+        target: Target,
+        desired: TagMap,
+        request: SyncRequest,
+        dry_run: bool,
+        deadline: Deadline,
+        *,
+        only_ips: frozenset[str] | None = None,
     ) -> TargetResult:
-        """One target, isolated: whatever goes wrong here is this target's status, not the run's."""
+        """One target, isolated: whatever goes wrong here is this target's status, not the run's.
+
+        `only_ips`: `desired` is the pairs of these IPs alone (a targeted update); empty, the
+        run found nothing changed and the target only checks its canary.
+        """
         result = TargetResult(target=target.name)
         device: Device | None = None
         try:
             device = self._device_for(target)
-            self._sync(_TargetRun(target, device, desired, request, dry_run, result, deadline))
+            run = _TargetRun(target, device, desired, request, dry_run, result, deadline, only_ips=only_ips)
+            if only_ips is not None and not only_ips:
+                self._check_canary(run)
+            else:
+                self._sync(run)
         except SnapshotConflict as exc:
             result.status, result.error = "conflict", str(exc)
             logger.warning("another run holds this target; nothing committed", extra={"target": target.name})
@@ -195,7 +213,10 @@ class TargetSync:
         confirmed: TagMap = with_prefix(snapshot.confirmed, self._settings.tag_prefix)
         uncertain: TagMap = with_prefix(snapshot.uncertain, self._settings.tag_prefix)
         drift_reason = self._drift_reason(run.request, snapshot, run.device)
-        plan = plan_changes(run.desired, confirmed, uncertain)
+        if drift_reason is not None and run.only_ips is not None:
+            self._needs_whole_inventory(run, drift_reason)
+            return
+        plan = self._plan(run, confirmed, uncertain)
         if drift_reason is not None:
             # The device replaces the snapshot as `previous`, for the plan and for the removal guard:
             # after a reboot or a clear it holds nothing of ours, so there is nothing to unregister.
@@ -237,6 +258,29 @@ class TargetSync:
         finally:
             if not committed:
                 self._store.release(lease)
+
+    @staticmethod
+    def _plan(run: _TargetRun, confirmed: TagMap, uncertain: TagMap) -> Plan:
+        """The plan; a targeted update plans only its IPs, against the rest of the snapshot kept."""
+        if run.only_ips is None:
+            return plan_changes(run.desired, confirmed, uncertain)
+        return plan_changes(
+            run.desired, _restricted(confirmed, run.only_ips), _restricted(uncertain, run.only_ips)
+        )
+
+    def _check_canary(self, run: _TargetRun) -> None:
+        """Nothing changed (docs/change-feed.md#decision): one canary check, no snapshot read."""
+        on_canary_ip = {ip: entry.tags for ip, entry in run.device.registered_ips(ip=CANARY_IP).items()}
+        if not self._canary.check(on_canary_ip).armed:
+            self._needs_whole_inventory(run, "canary missing: the device lost registrations")
+
+    @staticmethod
+    def _needs_whole_inventory(run: _TargetRun, reason: str) -> None:
+        """A reconcile needs the whole estate, which a feed run did not read: this target waits
+        for the next run, which then exports in full (docs/change-feed.md#watermark)."""
+        run.result.status = "incomplete"
+        run.result.error = f"{reason}; the next run reads the whole inventory and reconciles this target"
+        logger.warning("target needs a full export", extra={"target": run.target.name, "reason": reason})
 
     def _blocked(self, run: _TargetRun, plan: Plan, previous_pairs: int) -> bool:
         """The removal guard (SPEC §4.3); `force` lets a run through it."""
@@ -411,3 +455,7 @@ class TargetSync:
             else:
                 push.done[ip] = tags
                 logger.info("audit", extra={"action": verb, "target": name, "ip": ip, "tags": sorted(tags)})
+
+
+def _restricted(pairs: TagMap, ips: frozenset[str]) -> dict[str, frozenset[str]]:
+    return {ip: pairs[ip] for ip in ips if ip in pairs}
