@@ -104,7 +104,7 @@ class Feed:
         run_id: str,
         lease_seconds: float,
         wall_clock: Callable[[], float] = time.time,
-        policy: FeedPolicy = DEFAULT_FEED_POLICY,
+        policy: FeedPolicy | None = None,
     ) -> None:
         self._settings = settings
         self._rules = rules
@@ -113,7 +113,7 @@ class Feed:
         self._run_id = run_id
         self._lease_seconds = lease_seconds
         self._wall_clock = wall_clock
-        self._policy = policy
+        self._policy = policy or DEFAULT_FEED_POLICY
 
     def read(self, request: SyncRequest) -> Reading:
         """The desired state, or the delta; raises PceError when the inventory cannot be read."""
