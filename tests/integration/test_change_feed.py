@@ -239,6 +239,7 @@ def test_an_events_api_error_makes_a_full_export(primed: Any, pce: PceEmulator, 
     assert ours(panos.table()) == desired_of(pce)
 
 
+@pytest.mark.parametrize("settings", [{"FULL_EXPORT_MINUTES": "10000"}], indirect=True)
 def test_a_watermark_older_than_the_trusted_history_makes_a_full_export(
     primed: Any, pce: PceEmulator, panos: PanosEmulator, wall: FakeClock
 ) -> None:
