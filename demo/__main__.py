@@ -58,6 +58,11 @@ def show(title: str, summary: dict[str, Any], panos: PanosEmulator) -> None:
         f"registered {target['registered']}, unregistered {target['unregistered']}, "
         f"{target['api_calls']} PAN-OS API calls, {summary['duration_ms']} ms"
     )
+    if "source" in summary:
+        print(
+            f"inventory read: {summary['source']}"
+            f" ({summary.get('events_seen', 0)} events seen, {summary.get('workloads_fetched', 'all')} workloads fetched)"
+        )
     for warning in summary["warnings"]:
         print(f"warning: {warning}")
     print("DAG membership on Panorama:")
@@ -102,6 +107,12 @@ def main() -> None:
         print(
             f"  device calls this run: {[entry.params.get('type') for entry in panos.requests]} (the canary check)"
         )
+
+        print("\nOn the PCE: payments-api-1 relabelled env Production -> Quarantine")
+        pce.relabel("/orgs/1/workloads/payments-api-1", "env", "Quarantine")
+        pce.clear_log()
+        show("run 4: one relabel through the change feed", deployment.invoke(scheduled), panos)
+        print(f"  PCE requests this run: {[entry.path for entry in pce.requests]}")
     print("\nAll emulators stopped.")
 
 

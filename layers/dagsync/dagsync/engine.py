@@ -6,7 +6,6 @@ once, maps it, and hands the same desired pairs to every target in parallel.
 
 import time
 from collections.abc import Callable
-from typing import Protocol
 
 from aws_lambda_powertools import Logger
 
@@ -16,24 +15,22 @@ from dagsync.deadline import Deadline
 from dagsync.errors import PceError, SnapshotError
 from dagsync.events import SyncRequest
 from dagsync.fanout import run_in_parallel
+from dagsync.feed import Feed, FeedInventory
 from dagsync.history import UNFINISHED
-from dagsync.mapping import Mapper, MappingResult, MappingRules
+from dagsync.mapping import MappingRules
 from dagsync.memory import collector_paused
-from dagsync.models import Workload
+from dagsync.models import count_pairs
 from dagsync.notify import BlockedNotifier
 from dagsync.observability import SERVICE
+from dagsync.projection_store import ProjectionStore
 from dagsync.result import RunResult
 from dagsync.tags_in_use import TagsInUse
 from dagsync.target_sync import Device, ProgressPolicy, Store, TargetSync
 
-__all__ = ["Device", "Inventory", "ProgressPolicy", "Store", "SyncEngine"]
+__all__ = ["Device", "FeedInventory", "ProgressPolicy", "Store", "SyncEngine"]
 
 logger = Logger(service=SERVICE, child=True)
 DEFAULT_PROGRESS = ProgressPolicy()
-
-
-class Inventory(Protocol):
-    def fetch_workloads(self) -> list[Workload]: ...
 
 
 class SyncEngine:
@@ -41,18 +38,19 @@ class SyncEngine:
         self,
         settings: Settings,
         *,
-        inventory: Inventory,
+        inventory: FeedInventory,
         store: Store,
         device_for: Callable[[Target], Device],
         run_id: str,
         lease_seconds: float = 900.0,
         clock: Callable[[], float] = time.monotonic,
         progress: ProgressPolicy = DEFAULT_PROGRESS,
+        projections: ProjectionStore | None = None,
+        wall_clock: Callable[[], float] = time.time,
         tags_in_use: TagsInUse | None = None,
         notifier: BlockedNotifier | None = None,
     ) -> None:
         self._settings = settings
-        self._inventory = inventory
         self._store = store
         self._clock = clock
         self._targets = TargetSync(
@@ -66,13 +64,22 @@ class SyncEngine:
             tags_in_use=tags_in_use,
             notifier=notifier,
         )
-        self._rules = MappingRules(
+        rules = MappingRules(
             prefix=settings.tag_prefix,
             label_keys=settings.label_keys,
             include_ipv6=settings.include_ipv6,
             exclude=settings.exclude_cidrs,
             shared_ip_policy=settings.shared_ip_policy,
             reserved_ips=RESERVED_IPS,
+        )
+        self._feed = Feed(
+            settings,
+            rules,
+            inventory=inventory,
+            projections=projections,
+            run_id=run_id,
+            lease_seconds=lease_seconds,
+            wall_clock=wall_clock,
         )
 
     @collector_paused()
@@ -89,27 +96,32 @@ class SyncEngine:
             stuck_after_seconds=self._settings.stuck_conflict_seconds,
         )
         try:
-            mapping = self._desired()
+            reading = self._feed.read(request)
         except PceError as exc:
             logger.error("PCE inventory incomplete; no target was touched", extra={"error": str(exc)})
             result.error = str(exc)
         else:
             result.workloads, result.pairs, result.warnings = (
-                mapping.workloads,
-                mapping.pairs,
-                mapping.warnings,
+                reading.workloads,
+                count_pairs(reading.desired),
+                reading.warnings,
             )
-            result.shared_ip_conflicts = mapping.shared_ip_conflicts
-            for warning in mapping.warnings:
+            result.shared_ip_conflicts = reading.shared_ip_conflicts
+            result.source, result.events_seen = reading.source, reading.events_seen
+            result.workloads_fetched = reading.workloads_fetched
+            for warning in reading.warnings:
                 logger.warning(warning)
             result.targets = run_in_parallel(
                 self._settings.targets,
-                lambda target: self._targets.sync(target, mapping.desired, request, dry_run, budget),
+                lambda target: self._targets.sync(
+                    target, reading.desired, request, dry_run, budget, only_ips=reading.only_ips
+                ),
                 workers=self._settings.panos_max_concurrency,
                 first=self._left_unfinished(),
             )
             for target_result in result.targets:
                 result.warnings.extend(f"{target_result.target}: {text}" for text in target_result.warnings)
+            result.event_to_device_seconds = self._feed.finish(reading, result.targets, dry_run)
         result.duration_ms = int((self._clock() - started) * 1000)
         return result
 
@@ -128,6 +140,3 @@ class SyncEngine:
             )
             return lambda _: False
         return lambda target: histories[target.name].last_status in UNFINISHED
-
-    def _desired(self) -> MappingResult:
-        return Mapper(self._rules).map(self._inventory.fetch_workloads())

@@ -18,6 +18,7 @@ from dagsync.notify import BlockedNotifier
 from dagsync.pacing import Pacer
 from dagsync.panos import InFlightLimit, KeyCache, PanosClient
 from dagsync.pce import PCE_RETRY, PceClient
+from dagsync.projection_store import ProjectionStore
 from dagsync.retry import Clock, Retrier, RetryPolicy, Sleep
 from dagsync.snapshot import SnapshotStore
 from dagsync.tags_cache import TagsInUseCache
@@ -43,7 +44,7 @@ class ClientOptions:
     sleep: Sleep = time.sleep
     clock: Clock = time.monotonic
     deadline: float | None = None
-    wall_clock: Clock = time.time  # epoch seconds, for leases and the target history
+    wall_clock: Clock = time.time  # epoch seconds: leases, the target history, the feed's watermark
 
     def wall_deadline(self) -> float | None:
         """The deadline in wall-clock epoch seconds, for what keeps time that way (DynamoDB leases)."""
@@ -155,6 +156,9 @@ def build_engine(
         lease_seconds=lease_seconds,
         tags_in_use=tags_in_use,
         notifier=blocked_notifier(),
+        # The change feed's state shares the snapshot table (docs/snapshot.md#projection).
+        projections=ProjectionStore(store.table, max_lease_seconds=settings.longest_lease_seconds),
+        wall_clock=options.wall_clock,
     )
 
 

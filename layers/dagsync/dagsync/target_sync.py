@@ -22,6 +22,7 @@ from dagsync.diff import (
     intersect,
     plan_changes,
     removal_blocked,
+    restricted,
     subtract,
     union,
     with_prefix,
@@ -104,6 +105,9 @@ class _TargetRun:
     committed: bool = False  # whether this run wrote a generation (and with it the history)
     # On a reconcile: what it sends that a snapshot-based sync would not (the drift it repairs).
     repair: Plan | None = None
+    # A targeted update (docs/change-feed.md#targeted-update): `desired` holds only these IPs'
+    # pairs, and only they are planned; an empty set means nothing changed.
+    only_ips: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -208,10 +212,13 @@ class TargetSync:
         deadline: Deadline,
         *,
         hostnames: Mapping[str, str] | None = None,
+        only_ips: frozenset[str] | None = None,
     ) -> TargetResult:
         """One target, isolated: whatever goes wrong here is this target's status, not the run's.
 
         `hostnames` (ip -> workload hostnames) name the members of a dry run's membership plan.
+        `only_ips`: `desired` is the pairs of these IPs alone (a targeted update); empty, the
+        run found nothing changed and the target only checks its canary.
         """
         result = TargetResult(target=target.name)
         device: Device | None = None
@@ -221,7 +228,11 @@ class TargetSync:
             run = _TargetRun(
                 target, device, desired, request, dry_run, result, deadline, dict(hostnames or {})
             )
-            self._sync(run)
+            run.only_ips = only_ips
+            if only_ips is not None and not only_ips:
+                self._check_canary(run)
+            else:
+                self._sync(run)
         except LeaseHeld as exc:
             result.status, result.error, result.conflict_seconds = "conflict", str(exc), exc.held_for
             logger.warning("another run holds this target; nothing committed", extra={"target": target.name})
@@ -259,6 +270,9 @@ class TargetSync:
     def _sync(self, run: _TargetRun) -> None:
         snapshot = run.snapshot = self._store.load(run.target.name)
         drift_reason = self._drift_reason(run.request, snapshot, run.device)
+        if drift_reason is not None and run.only_ips is not None:
+            self._needs_whole_inventory(run, drift_reason)
+            return
         answer = self._cut_to_tags_in_use(run, reconcile=drift_reason is not None)
         plan, confirmed, uncertain = self._plan(run, snapshot, drift_reason)
         previous_pairs = count_pairs(confirmed) + count_pairs(uncertain)
@@ -278,6 +292,20 @@ class TargetSync:
         finally:
             if not run.committed:
                 self._store.release(lease)
+
+    def _check_canary(self, run: _TargetRun) -> None:
+        """Nothing changed (docs/change-feed.md#decision): one canary check, no snapshot read."""
+        on_canary_ip = {ip: entry.tags for ip, entry in run.device.registered_ips(ip=CANARY_IP).items()}
+        if not self._canary.check(on_canary_ip).armed:
+            self._needs_whole_inventory(run, "canary missing: the device lost registrations")
+
+    @staticmethod
+    def _needs_whole_inventory(run: _TargetRun, reason: str) -> None:
+        """A reconcile needs the whole estate, which a feed run did not read: this target waits
+        for the next run, which then exports in full (docs/change-feed.md#watermark)."""
+        run.result.status = "incomplete"
+        run.result.error = f"{reason}; the next run reads the whole inventory and reconciles this target"
+        logger.warning("target needs a full export", extra={"target": run.target.name, "reason": reason})
 
     def _cut_to_tags_in_use(self, run: _TargetRun, *, reconcile: bool) -> TagsInUseAnswer | None:
         """With TAGS_IN_USE_ONLY, desired pairs are cut to the tags some DAG names before the plan,
@@ -300,7 +328,13 @@ class TargetSync:
         # A snapshot written under another TAG_PREFIX holds tags we no longer own: leave them be.
         confirmed: TagMap = with_prefix(snapshot.confirmed, self._settings.tag_prefix)
         uncertain: TagMap = with_prefix(snapshot.uncertain, self._settings.tag_prefix)
-        plan = plan_changes(run.desired, confirmed, uncertain)
+        if run.only_ips is None:
+            plan = plan_changes(run.desired, confirmed, uncertain)
+        else:
+            # A targeted update plans only its IPs, against the rest of the snapshot kept.
+            plan = plan_changes(
+                run.desired, restricted(confirmed, run.only_ips), restricted(uncertain, run.only_ips)
+            )
         if drift_reason is not None:
             # The device replaces the snapshot as `previous`, for the plan and for the removal guard:
             # after a reboot or a clear it holds nothing of ours, so there is nothing to unregister.
