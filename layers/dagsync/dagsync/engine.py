@@ -15,7 +15,7 @@ from dagsync.deadline import Deadline
 from dagsync.errors import PceError, SnapshotError
 from dagsync.events import SyncRequest
 from dagsync.fanout import run_in_parallel
-from dagsync.feed import Feed, FeedInventory
+from dagsync.feed import Feed, FeedInventory, Reading
 from dagsync.history import UNFINISHED
 from dagsync.mapping import MappingRules
 from dagsync.memory import collector_paused
@@ -121,9 +121,21 @@ class SyncEngine:
             )
             for target_result in result.targets:
                 result.warnings.extend(f"{target_result.target}: {text}" for text in target_result.warnings)
-            result.event_to_device_seconds = self._feed.finish(reading, result.targets, dry_run)
+            result.event_to_device_seconds = self._finish_feed(reading, result)
         result.duration_ms = int((self._clock() - started) * 1000)
         return result
+
+    def _finish_feed(self, reading: Reading, result: RunResult) -> float | None:
+        """Record the feed's projection and watermark. Losing that write to another run is safe:
+        the old watermark stands, and the next run reads the same events again, or exports in
+        full, and sends nothing twice (docs/change-feed.md#watermark)."""
+        try:
+            return self._feed.finish(reading, result.targets, result.dry_run)
+        except SnapshotError as exc:
+            logger.warning(
+                "change feed state not recorded; the next run reads again", extra={"error": str(exc)}
+            )
+            return None
 
     def _left_unfinished(self) -> Callable[[Target], bool]:
         """Targets the last run left `incomplete` or `failed` go first, so none starves

@@ -249,6 +249,8 @@ class TargetSync:
             result.api_calls = device.api_calls
         if run is not None and run.snapshot is not None:
             self._record_history(run, run.snapshot)
+        elif result.status == "ok" and not dry_run:
+            result.last_sync_age_seconds = 0.0  # a quiet feed run: the canary proved the device exact
         return result
 
     def _record_history(self, run: _TargetRun, snapshot: Snapshot) -> None:
