@@ -11,7 +11,6 @@ from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
 from dagsync.diff import subtract, union
-from tests.clock import FakeClock
 from tests.faults.harness import (
     CANARY,
     Seams,
@@ -22,6 +21,7 @@ from tests.faults.harness import (
     wipe_table,
 )
 from tests.integration.conftest import workload
+from tests.support.clock import FakeClock
 
 # An invocation that dies before its summary publishes no metrics; Lambda's Errors metric counts it.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")

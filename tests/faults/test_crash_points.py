@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from app import RunFailed
-from tests.clock import FakeClock
 from tests.faults.harness import (
     Crash,
     CrashMode,
@@ -28,6 +27,7 @@ from tests.faults.harness import (
     wipe_table,
 )
 from tests.integration.conftest import workload
+from tests.support.clock import FakeClock
 
 # An invocation that dies before its summary publishes no metrics; Lambda's Errors metric counts it.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")

@@ -9,7 +9,6 @@ from app import RunFailed
 from dagsync.diff import subtract, union
 from dagsync.snapshot import SnapshotStore
 from emulators.local import TABLE
-from tests.clock import FakeClock
 from tests.faults.harness import (
     CANARY,
     Seams,
@@ -21,6 +20,7 @@ from tests.faults.harness import (
     throttle,
     wipe_table,
 )
+from tests.support.clock import FakeClock
 
 LEASE_SECONDS = 930.0
 

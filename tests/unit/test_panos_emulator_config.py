@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from emulators.panos import INVALID_CREDENTIAL, DagMembership, PanosEmulator
-from tests.unit.panos_emulator_support import KEY, Api, parse, serve
+from tests.support.panos import KEY, Api, parse, serve
 
 FW1 = "007951000000011"
 LOCAL = "/config/devices/entry[@name='localhost.localdomain']"
