@@ -1,4 +1,4 @@
-"""SPEC §4.6 as a property: over random estates and random sequences of changes and faults, no run
+"""docs/sync.md#crash-rules as a property: over random estates and random sequences of changes and faults, no run
 touches another tool's tags, and once the faults stop at most two runs bring the device and the
 snapshot to exactly the desired pairs. Derandomized, so CI runs the same examples every time."""
 

@@ -1,4 +1,4 @@
-"""SPEC §4.6: stop a multi-batch sync after every single I/O call it makes, then check that the
+"""docs/sync.md#crash-rules: stop a multi-batch sync after every single I/O call it makes, then check that the
 next run leaves the device and the snapshot exactly right.
 
 Two syncs are crashed, on a device that also holds another tool's tags (BATCH_SIZE=2):

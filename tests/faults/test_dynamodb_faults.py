@@ -1,5 +1,5 @@
-"""SPEC §4.6 fault matrix, DynamoDB side: throttling that outlasts the SDK's retries, conflicts,
-answers lost after a write went through, and items that cannot be decoded."""
+"""The fault matrix of README.md#faults-and-outcomes, DynamoDB side: throttling that outlasts the
+SDK's retries, conflicts, answers lost after a write went through, and items that cannot be decoded."""
 
 import zlib
 

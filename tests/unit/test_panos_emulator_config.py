@@ -1,5 +1,5 @@
 """The PAN-OS emulator's address groups: defined by tests, read through `type=config` at the
-xpaths of reference §7.1, and evaluated for the membership view."""
+xpaths of docs/protocols.md#pan-os-address-groups, and evaluated for the membership view."""
 
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator

@@ -239,7 +239,7 @@ class TargetSync:
                 self._store.release(lease)
 
     def _blocked(self, run: _TargetRun, plan: Plan, previous_pairs: int) -> bool:
-        """The removal guard (SPEC §4.3); `force` lets a run through it."""
+        """The removal guard (docs/sync.md#removal-guard); `force` lets a run through it."""
         if run.request.force or not removal_blocked(plan, previous_pairs, self._settings.max_removal_ratio):
             return False
         run.result.status = "blocked"
