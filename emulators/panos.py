@@ -1,15 +1,15 @@
 """A PAN-OS device (firewall, or Panorama with child firewalls) for LoopbackServer.
 
-It follows reference §8 (panos-xml-api.md): one `/api/` route taking GET and POST, query and
+It follows docs/protocols.md (the PAN-OS sections): one `/api/` route taking GET and POST, query and
 form/multipart parameters merged, the key from `X-PAN-KEY`, `key=` or Basic auth, `type=keygen`,
 `type=user-id` (register, unregister, clear) with per-entry results, `type=op`
 `show object registered-ip` / `show object dynamic-address-group`, and `type=config`
-`action=show|get` over the address groups of reference §7.1. Everything the real device leaves
+`action=show|get` over the address groups of docs/protocols.md#pan-os-address-groups. Everything the real device leaves
 open (message texts, codes for unknown serials, table-full answers) is marked [unverified] where
 it is chosen.
 
 It is as slow and as limited as a real device when asked to be: every uid-message entry costs
-device time (`IngestCost`, from the measurement of reference §7.2, scaled by `time_scale`), the
+device time (`IngestCost`, from the measurement of docs/protocols.md#pan-os-device-speed, scaled by `time_scale`), the
 work of one device is serialised on its management plane (a Panorama relays `target=` requests
 to each firewall's own plane), requests in flight are counted for the management address, and
 more than `concurrency_limit` of them are refused.
@@ -64,8 +64,10 @@ MAX_TIMEOUT = 2_592_000
 PAGE_LIMIT = 500
 MAX_REQUEST_BYTES = 5_000_000
 MAX_FILTER_LENGTH = 2047
-MAX_CONCURRENT_API_CALLS = 5  # "Limit the number of concurrent API calls to five" (reference §1.6)
-LOCAL_DEVICE = "localhost.localdomain"  # the device entry every config xpath names (reference §7.1)
+# "Limit the number of concurrent API calls to five" (docs/protocols.md#pan-os-concurrency).
+MAX_CONCURRENT_API_CALLS = 5
+# The device entry every config xpath names (docs/protocols.md#pan-os-address-groups).
+LOCAL_DEVICE = "localhost.localdomain"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _XML_HEADERS = {"Content-Type": "application/xml; charset=UTF-8"}
 _UNAUTH_TEXT: dict[UnauthCode, str] = {"16": "Unauthorized request", "22": "Session timed out"}
@@ -99,8 +101,8 @@ NOT_XML = b"Service temporarily unavailable. Please try again later.\n"
 class IngestCost:
     """Device time one uid-message entry costs, before `time_scale` and a device's slowness.
 
-    The defaults are the only published measurement (reference §1.6, §7.2): a PA-VM-50 took
-    3.41 s for 1,000 registrations (about 293 a second) and 0.44 s for 1,000 unregistrations,
+    The defaults are the only published measurement (docs/protocols.md#pan-os-device-speed): a
+    PA-VM-50 took 3.41 s for 1,000 registrations (about 293 a second) and 0.44 s for 1,000 unregistrations,
     sent 1,024 IPs a message.
     """
 
@@ -329,11 +331,11 @@ class PanosEmulator:
             self._revoke_after = calls
 
     def deny_permission(self, request_type: str, *, answer: DenialAnswer = "403") -> None:
-        """The admin role lacks the XML API permission `type=<request_type>` needs (reference §1.5).
+        """The admin role lacks the XML API permission `type=<request_type>` needs.
 
         Every such request with a valid key is then refused, until grant_permission: "403" is the
-        HTTP 403 reference §5.4 and §7.1 describe for an insufficient role (the body of the
-        invalid-credential answer, the real text for a role being uncaptured [unverified]);
+        HTTP 403 that docs/protocols.md#pan-os-errors and docs/protocols.md#pan-os-address-groups
+        describe for an insufficient role (the body of the invalid-credential answer, the real text for a role being uncaptured [unverified]);
         "unauth" is the `status="unauth" code="16"` form.
         """
         with self._lock:
@@ -357,7 +359,7 @@ class PanosEmulator:
     def refuse_ips(self, ips: Iterable[str]) -> None:
         """Addresses the device answers `Invalid IP address` for, though they parse.
 
-        Which well-formed addresses a real device refuses is not captured (reference §11.3)
+        Which well-formed addresses a real device refuses is not captured (docs/sync.md#per-entry-results)
         [unverified]; this lets a test put any address on the device's side of that line.
         """
         with self._lock:
@@ -395,7 +397,7 @@ class PanosEmulator:
     def unauth_next(
         self, count: int = 1, *, code: UnauthCode = "16", type: str | None = None, after: int = 0
     ) -> None:
-        """Answer the `status="unauth"` form of reference §5.4 (HTTP 200), without applying the request.
+        """Answer the `status="unauth"` form (docs/protocols.md#pan-os-errors) with HTTP 200, applying nothing.
 
         Code 16 ("Unauthorized request") is a role without the needed permission; code 22
         ("Session timed out") is an expired key or session. Both forms come from other projects'
@@ -413,7 +415,7 @@ class PanosEmulator:
         type: str | None = None,
         after: int = 0,
     ) -> None:
-        """Answer a 3xx pointing at `location`, as a proxy or a wrong URL would (reference §5.4)."""
+        """Answer a 3xx pointing at `location`, as a proxy or a wrong URL would (docs/sync.md#redirects)."""
         if status not in REDIRECT_STATUSES:
             raise ValueError(f"{status} is not a redirect status")
         self._queue(after, _Fault("pass", type=type))
@@ -504,7 +506,7 @@ class PanosEmulator:
             record = table.setdefault(_canonical(ip), IpRecord(persistent=persistent, from_agent=from_agent))
             record.tags.update(dict.fromkeys(tags))
 
-    # -- address groups (configuration, reference §7 and §7.1) ---------------------------------
+    # -- address groups (configuration, docs/protocols.md#pan-os-address-groups) -----------------------
 
     def define_dag(
         self,
@@ -785,7 +787,7 @@ class PanosEmulator:
         with self._lock:
             self._log.append(entry)
         if over_limit:
-            # What a real device does past five concurrent calls is undocumented (reference §1.6);
+            # What a real device does past five concurrent calls is undocumented (docs/protocols.md#pan-os-concurrency);
             # the emulator answers a plain HTTP 503 (no XML body), the hardest case for a client.
             entry.fault = "over-limit"
             response = _http_error(503)
@@ -861,7 +863,7 @@ class PanosEmulator:
     def _keygen(self, params: dict[str, str], carrier: KeyCarrier | None) -> Response:
         user, password = params.get("user"), params.get("password")
         with self._lock:
-            # Basic authentication cannot be used to get a key (reference §1.2).
+            # Basic authentication cannot be used to get a key (docs/protocols.md#pan-os-keygen).
             if not user or password is None or self._users.get(user) != password:
                 return Response(403, INVALID_CREDENTIAL, dict(_XML_HEADERS))
             self.keygen_count += 1
@@ -922,7 +924,7 @@ class PanosEmulator:
         with self._lock:
             child = self._children.get(target)
         if child is None:
-            # The real text and code are not captured (reference §11.10) [unverified].
+            # The real text and code are not captured (docs/protocols.md#pan-os-errors) [unverified].
             return _xml_error("17", f"Target device {target} is not a managed device")
         if child.unreachable is not None:
             if child.unreachable == "timeout":
@@ -986,7 +988,7 @@ class PanosEmulator:
                 )
                 return
             record = table[ip] = IpRecord()
-        # Re-registering sets persistence and refreshes timeouts (reference §11.2) [unverified].
+        # Re-registering sets persistence and refreshes timeouts (docs/protocols.md#pan-os-uid-message) [unverified].
         record.persistent = (element.get("persistent") or "1").strip() == "1"
         for tag, expires in wanted.items():
             if tag in record.tags and self.duplicate_mode == "error-entry":
@@ -1003,7 +1005,8 @@ class PanosEmulator:
             if not tag:
                 return "empty tag"
             if len(tag) > MAX_TAG_LENGTH:
-                # The device's answer is not captured (reference §6) [unverified]; reject the entry.
+                # The device's answer is not captured (docs/protocols.md#pan-os-uid-message)
+                # [unverified]; reject the entry.
                 return f"tag longer than {MAX_TAG_LENGTH}"
             timeout = _timeout(member.get("timeout"))
             if timeout is None:
@@ -1030,7 +1033,7 @@ class PanosEmulator:
             return
         tags = [(member.text or "").strip() for member in element.findall("tag/member")]
         if not tags:
-            # Unverified on a device (reference §11.4): modelled as the destructive reading, so a
+            # Unverified on a device (docs/protocols.md#pan-os-uid-message): modelled as the destructive reading, so a
             # client that ever sends a tagless unregister is caught by other tools' tags vanishing.
             tags = list(record.tags)
         for tag in tags:
@@ -1129,11 +1132,11 @@ class PanosEmulator:
     # -- type=config ---------------------------------------------------------------------------
 
     def _config(self, device: Device, params: dict[str, str]) -> Response:
-        """`action=show` reads the running configuration, `action=get` the candidate (reference §7.1).
+        """`action=show` reads the running configuration, `action=get` the candidate.
 
-        An xpath naming several nodes (`.../device-group/entry/address-group`) answers each of
-        them in turn inside `<result>`, without the device-group names; a reader that needs them
-        asks for `.../device-group` instead. Whether `show` takes such an xpath on a real
+        See docs/protocols.md#pan-os-address-groups. An xpath naming several nodes
+        (`.../device-group/entry/address-group`) answers each of them in turn inside `<result>`,
+        without the device-group names; a reader that needs them asks for `.../device-group` instead. Whether `show` takes such an xpath on a real
         device is not captured [unverified].
         """
         action = params.get("action")
@@ -1168,7 +1171,7 @@ def compile_filter(text: str) -> Callable[[frozenset[str]], bool]:
     Grammar: quoted tags, `and`, `or`, parentheses. `and` binds tighter than `or`, as in most
     boolean grammars; PAN-OS precedence is not documented [unverified], so filters in tests should
     use parentheses when they mix the two. `not` is a reserved word whose support is unverified
-    (reference §7), so it is rejected.
+    (docs/protocols.md#pan-os-address-groups), so it is rejected.
     """
     if len(text) > MAX_FILTER_LENGTH:
         raise ValueError(f"DAG filter longer than {MAX_FILTER_LENGTH} characters")
@@ -1307,7 +1310,7 @@ def _registered_ip_query(query: ET.Element) -> tuple[str | None, list[str], int,
 
 
 def _ipv4_set(text: str) -> str | None:
-    """PAN-OS 10.0+: an IPv4 range or network, canonical (reference §2.2), or None."""
+    """PAN-OS 10.0+: an IPv4 range or network, canonical (docs/protocols.md#pan-os-uid-message), or None."""
     if "-" in text:
         first, _, last = text.partition("-")
         try:
@@ -1322,7 +1325,7 @@ def _ipv4_set(text: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Configuration tree (address groups, reference §7.1)
+# Configuration tree (address groups, docs/protocols.md#pan-os-address-groups)
 
 
 def _config_skeleton(kind: Kind, vsys: Iterable[str]) -> ET.Element:
@@ -1405,7 +1408,7 @@ def _dynamic_groups(config: ET.Element) -> Iterator[tuple[str | None, str | None
 def _select_config(config: ET.Element, xpath: str) -> list[ET.Element] | None:
     """The nodes an absolute `/config/...` xpath names, or None when the xpath cannot be read.
 
-    ElementTree's path language covers the xpaths of reference §7.1 (child steps, `entry`
+    ElementTree's path language covers the xpaths of docs/protocols.md#pan-os-address-groups (child steps, `entry`
     without a predicate, `[@name='…']`); anything it cannot read is PAN-OS code 6, Bad Xpath.
     """
     path = xpath.strip().rstrip("/")
@@ -1546,7 +1549,7 @@ def _xml_error(code: str | None, text: str, *, http_status: int = 200, status: s
 
 
 def _unauth(code: UnauthCode) -> Response:
-    """The `status="unauth"` answer of reference §5.4, sent with HTTP 200."""
+    """The `status="unauth"` answer of docs/protocols.md#pan-os-errors, sent with HTTP 200."""
     return _xml_error(code, _UNAUTH_TEXT[code], status="unauth")
 
 

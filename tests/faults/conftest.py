@@ -7,9 +7,9 @@ import pytest
 from dagsync import pce as pce_module
 from dagsync import runtime
 from dagsync.snapshot import SnapshotStore
-from tests.clock import FakeClock
 from tests.faults.harness import START, Seams, install_seams
 from tests.integration.conftest import deployment, fast_retries, panos, pce, settings
+from tests.support.clock import FakeClock
 
 __all__ = ["clock", "deployment", "fast_polls", "fast_retries", "panos", "pce", "seams", "settings"]
 

@@ -177,7 +177,7 @@ def install_seams(monkeypatch: pytest.MonkeyPatch, seams: Seams) -> None:
 
 
 def desired_of(pce: PceEmulator) -> dict[str, frozenset[str]]:
-    """The pairs SPEC §3 asks for, computed from the emulator's own workload objects."""
+    """The pairs docs/mapping.md asks for, computed from the emulator's own workload objects."""
     workloads = [
         Workload(
             href=w["href"],

@@ -1,4 +1,4 @@
-"""SPEC §4.6 as a property: over random estates and random sequences of changes and faults, no run
+"""docs/sync.md#crash-rules as a property: over random estates and random sequences of changes and faults, no run
 touches another tool's tags, and once the faults stop at most two runs bring the device and the
 snapshot to exactly the desired pairs. Derandomized, so CI runs the same examples every time."""
 
@@ -11,7 +11,6 @@ from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
 from dagsync.diff import subtract, union
-from tests.clock import FakeClock
 from tests.faults.harness import (
     CANARY,
     Seams,
@@ -22,6 +21,7 @@ from tests.faults.harness import (
     wipe_table,
 )
 from tests.integration.conftest import workload
+from tests.support.clock import FakeClock
 
 # An invocation that dies before its summary publishes no metrics; Lambda's Errors metric counts it.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")

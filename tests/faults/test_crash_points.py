@@ -1,4 +1,4 @@
-"""SPEC §4.6: stop a multi-batch sync after every single I/O call it makes, then check that the
+"""docs/sync.md#crash-rules: stop a multi-batch sync after every single I/O call it makes, then check that the
 next run leaves the device and the snapshot exactly right.
 
 Two syncs are crashed, on a device that also holds another tool's tags (BATCH_SIZE=2):
@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from app import RunFailed
-from tests.clock import FakeClock
 from tests.faults.harness import (
     Crash,
     CrashMode,
@@ -28,6 +27,7 @@ from tests.faults.harness import (
     wipe_table,
 )
 from tests.integration.conftest import workload
+from tests.support.clock import FakeClock
 
 # An invocation that dies before its summary publishes no metrics; Lambda's Errors metric counts it.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")

@@ -1,5 +1,5 @@
-"""SPEC §4.6 fault matrix, DynamoDB side: throttling that outlasts the SDK's retries, conflicts,
-answers lost after a write went through, and items that cannot be decoded."""
+"""The fault matrix of README.md#faults-and-outcomes, DynamoDB side: throttling that outlasts the
+SDK's retries, conflicts, answers lost after a write went through, and items that cannot be decoded."""
 
 import zlib
 
@@ -9,7 +9,6 @@ from app import RunFailed
 from dagsync.diff import subtract, union
 from dagsync.snapshot import SnapshotStore
 from emulators.local import TABLE
-from tests.clock import FakeClock
 from tests.faults.harness import (
     CANARY,
     Seams,
@@ -21,6 +20,7 @@ from tests.faults.harness import (
     throttle,
     wipe_table,
 )
+from tests.support.clock import FakeClock
 
 LEASE_SECONDS = 930.0
 

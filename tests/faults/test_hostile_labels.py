@@ -1,4 +1,4 @@
-"""Hostile label values and addresses (SPEC §3): markup, quotes, control characters, unicode,
+"""Hostile label values and addresses (docs/mapping.md): markup, quotes, control characters, unicode,
 500 characters; zoned, over-long, garbage and IPv4-mapped addresses.
 
 Every uid-message on the wire is parsed back with defusedxml; the tags are checked against the

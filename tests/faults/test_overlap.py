@@ -1,4 +1,4 @@
-"""SPEC §4.6: two invocations that overlap on one target (a slow run and the next schedule, or a
+"""docs/snapshot.md#lease: two invocations that overlap on one target (a slow run and the next schedule, or a
 manual run) never both commit, and the device ends exact."""
 
 import threading

@@ -1,6 +1,7 @@
-"""SPEC §4.4-4.5 fault matrix, PAN-OS side, on a sync of three register and three unregister
-batches (BATCH_SIZE=2). A batch the device cannot take stops the target; the pairs of that batch
-are recorded as uncertain, what went before is recorded as done, and the next run converges."""
+"""docs/sync.md#per-entry-results and docs/sync.md#retries, fault matrix, PAN-OS side, on a sync of
+three register and three unregister batches (BATCH_SIZE=2). A batch the device cannot take stops
+the target; the pairs of that batch are recorded as uncertain, what went before is recorded as
+done, and the next run converges."""
 
 import time
 from collections.abc import Callable

@@ -1,5 +1,6 @@
-"""SPEC §4.1 fault matrix, PCE side: a fault that keeps the inventory from being read completely
-stops the run before any device call; transient faults are retried; the next run converges."""
+"""docs/sync.md#reading-the-inventory, fault matrix, PCE side: a fault that keeps the inventory from
+being read completely stops the run before any device call; transient faults are retried; the next
+run converges."""
 
 import socket
 from collections.abc import Callable, Iterator

@@ -18,8 +18,8 @@ from dagsync.projection_store import PROJECTION_PK, WATERMARK_KEY, ProjectionSto
 from dagsync.shard_codec import ShardLimits
 from dagsync.table import Table
 from emulators.local import TABLE
-from tests.clock import FakeClock
 from tests.faults.harness import Crash, CrashMode, InjectedFault, Seams, table_items, wipe_table
+from tests.support.clock import FakeClock
 
 LEASE_SECONDS = 930.0
 SMALL_SHARDS = ShardLimits(target_per_shard=20, min_per_shard=5, max_per_shard=40)

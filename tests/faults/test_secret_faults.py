@@ -1,4 +1,4 @@
-"""SPEC §2 fault matrix, Secrets Manager side: a secret that is missing, not JSON or lacks a
+"""docs/configuration.md#secrets, fault matrix, Secrets Manager side: a secret that is missing, not JSON or lacks a
 field fails the run before any network call, naming the secret and never its content."""
 
 import json

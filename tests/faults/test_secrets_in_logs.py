@@ -1,4 +1,4 @@
-"""SPEC §2: no secret value, API key or password in any log line, result or error, for runs that
+"""docs/configuration.md#secrets: no secret value, API key or password in any log line, result or error, for runs that
 succeed and runs that fail. Every log record of every logger is captured at DEBUG, along with
 everything written to stdout and stderr (Powertools' JSON lines and the EMF metrics)."""
 

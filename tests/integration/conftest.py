@@ -19,7 +19,7 @@ from dagsync.runtime import ClientOptions
 from emulators.local import LocalDeployment
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator
-from tests.unit.pce_support import FakeClock
+from tests.support.clock import FakeClock
 
 ORG = 1
 
@@ -68,7 +68,7 @@ class ClientSetup:
     """
 
     def __init__(self) -> None:
-        self.clock = FakeClock()
+        self.clock = FakeClock(0.0)
         self.options = ClientOptions(
             retry=RetryPolicy(attempts=3),
             pce_retry=replace(PCE_RETRY, attempts=3),

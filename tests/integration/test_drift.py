@@ -1,4 +1,4 @@
-"""SPEC §4 step 8 end to end: the canary, reconcile, and per-target isolation."""
+"""docs/sync.md#drift end to end: the canary, reconcile, and per-target isolation."""
 
 import json
 import re

@@ -33,7 +33,7 @@ TagTable = dict[str, frozenset[str]]
 
 
 def expected_pairs(estate: Estate) -> TagTable:
-    """SPEC §3 on the raw PCE JSON (inline labels, default LABEL_KEYS, IPv6 included)."""
+    """docs/mapping.md on the raw PCE JSON (inline labels, default LABEL_KEYS, IPv6 included)."""
     grouped: dict[str, set[str]] = {}
     for workload in estate.workloads:
         tags = {

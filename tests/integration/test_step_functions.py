@@ -27,9 +27,9 @@ from dagsync.result import RunResult
 from emulators.local import REGION, FakeContext, LocalDeployment
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator
-from tests.clock import FakeClock
 from tests.infra.deployment import Deployment
 from tests.integration.conftest import large_estate
+from tests.support.clock import FakeClock
 
 ACCOUNT = "123456789012"
 FUNCTION = "dagsync"

@@ -1,4 +1,4 @@
-"""SPEC §4 end to end: the handler against moto and both emulators."""
+"""docs/sync.md end to end: the handler against moto and both emulators."""
 
 import json
 from pathlib import Path

@@ -10,7 +10,7 @@ from moto import mock_aws
 from emulators.local import TABLE, create_table
 from emulators.pce import PceEmulator
 from emulators.server import LoopbackServer
-from tests.unit.pce_support import CurrentApp
+from tests.support.pce import CurrentApp
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""SPEC §1: configuration is validated once, with one clear error naming the bad variable."""
+"""docs/configuration.md#validation: configuration is validated once, with one clear error naming the bad variable."""
 
 import ipaddress
 

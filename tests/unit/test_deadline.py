@@ -1,7 +1,7 @@
 """docs/fan-out.md#deadlines: when a run stops starting batches."""
 
 from dagsync.deadline import Deadline, deadline_after
-from tests.clock import FakeClock
+from tests.support.clock import FakeClock
 
 
 def test_a_deadline_is_the_clock_plus_the_time_allowed():

@@ -1,4 +1,4 @@
-"""SPEC §4 steps 2 and 3."""
+"""The plan and the removal guard (docs/sync.md#plan, docs/sync.md#removal-guard)."""
 
 from dagsync.diff import plan_changes, removal_blocked, restricted, with_prefix
 

@@ -1,4 +1,4 @@
-"""SPEC §5: accepted and rejected invocation events."""
+"""docs/invocation.md: accepted and rejected invocation events."""
 
 import json
 from pathlib import Path

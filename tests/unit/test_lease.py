@@ -8,8 +8,8 @@ import pytest
 from dagsync.errors import SnapshotConflict
 from dagsync.snapshot import LeaseHeld, SnapshotStore
 from emulators.local import TABLE
-from tests.clock import FakeClock
-from tests.unit.test_snapshot import estate, manifest, unreferenced_items
+from tests.support.clock import FakeClock
+from tests.support.snapshot import estate, manifest, unreferenced_items
 
 TARGET = "fw.example.com/vsys1"
 START = 1_800_000_000.0

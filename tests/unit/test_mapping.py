@@ -1,4 +1,4 @@
-"""SPEC §3, one rule per test."""
+"""docs/mapping.md, one rule per test."""
 
 import hashlib
 import ipaddress

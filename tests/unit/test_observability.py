@@ -1,4 +1,4 @@
-"""SPEC §6 telemetry: EMF metrics in namespace DagSync, per target and per run."""
+"""docs/results.md#metrics: EMF metrics in namespace DagSync, per target and per run."""
 
 import io
 import json

@@ -3,7 +3,7 @@
 import pytest
 
 from dagsync.pacing import Pacer, PacingPastDeadline
-from tests.unit.pce_support import FakeClock
+from tests.support.clock import FakeClock
 
 
 def pacer(clock: FakeClock, per_minute: int, deadline: float | None = None) -> Pacer:
@@ -11,7 +11,7 @@ def pacer(clock: FakeClock, per_minute: int, deadline: float | None = None) -> P
 
 
 def test_requests_within_the_budget_go_at_once() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     paced = pacer(clock, 3)
 
     waits = [paced.wait() for _ in range(3)]
@@ -21,7 +21,7 @@ def test_requests_within_the_budget_go_at_once() -> None:
 
 
 def test_a_request_over_the_budget_waits_until_the_oldest_is_a_minute_old() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     paced = pacer(clock, 2)
     paced.wait()
     clock.now = 10.0
@@ -36,7 +36,7 @@ def test_a_request_over_the_budget_waits_until_the_oldest_is_a_minute_old() -> N
 
 
 def test_no_sixty_second_window_holds_more_than_the_budget() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     paced = pacer(clock, 5)
     sent = []
     for _ in range(23):
@@ -48,7 +48,7 @@ def test_no_sixty_second_window_holds_more_than_the_budget() -> None:
 
 
 def test_time_spent_elsewhere_counts_towards_the_window() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     paced = pacer(clock, 1)
     paced.wait()
     clock.now = 61.0
@@ -57,7 +57,7 @@ def test_time_spent_elsewhere_counts_towards_the_window() -> None:
 
 
 def test_a_wait_that_would_pass_the_deadline_raises_at_once() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     paced = pacer(clock, 1, deadline=30.0)
     paced.wait()
 

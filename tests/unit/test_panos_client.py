@@ -21,7 +21,7 @@ from dagsync.panos import DagDefinition, InFlightLimit, KeyCache, PanosClient, R
 from dagsync.retry import RetryPolicy
 from emulators.panos import PanosEmulator
 from emulators.server import App, LoopbackServer, Request, Response
-from tests.clock import FakeClock
+from tests.support.clock import FakeClock
 
 API_KEY = "LUFRPT-static-key-0123456789abcdef"
 USER = "dagsync-api"

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from emulators.panos import INVALID_CREDENTIAL, PanosEmulator, compile_filter
-from tests.unit.panos_emulator_support import (
+from tests.support.panos import (
     KEY,
     SHOW_ALL,
     Api,

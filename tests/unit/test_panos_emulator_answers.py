@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from emulators.panos import INVALID_CREDENTIAL, INVALID_IP, PanosEmulator
-from tests.unit.panos_emulator_support import KEY, SHOW_ALL, Api, failed_messages, parse, serve
+from tests.support.panos import KEY, SHOW_ALL, Api, failed_messages, parse, serve
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """The PAN-OS emulator's address groups: defined by tests, read through `type=config` at the
-xpaths of reference §7.1, and evaluated for the membership view."""
+xpaths of docs/protocols.md#pan-os-address-groups, and evaluated for the membership view."""
 
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from emulators.panos import INVALID_CREDENTIAL, DagMembership, PanosEmulator
-from tests.unit.panos_emulator_support import KEY, Api, parse, serve
+from tests.support.panos import KEY, Api, parse, serve
 
 FW1 = "007951000000011"
 LOCAL = "/config/devices/entry[@name='localhost.localdomain']"

@@ -8,8 +8,8 @@ import pytest
 import requests
 
 from emulators.panos import IngestCost, PanosEmulator
-from tests.clock import FakeClock
-from tests.unit.panos_emulator_support import (
+from tests.support.clock import FakeClock
+from tests.support.panos import (
     KEY,
     SHOW_ALL,
     Gate,

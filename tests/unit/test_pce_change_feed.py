@@ -19,7 +19,8 @@ from dagsync.pce import PCE_RETRY, PceClient, PceCredentials, PceEvent
 from dagsync.retry import Retrier
 from emulators.pce import PceEmulator
 from emulators.server import LoopbackServer, Request, Response
-from tests.unit.pce_support import Canned, CurrentApp, FakeClock, json_answer, pce_error, workload
+from tests.support.clock import FakeClock
+from tests.support.pce import Canned, CurrentApp, json_answer, pce_error, workload
 
 MakeClient = Callable[..., PceClient]
 SINCE = datetime(2026, 8, 3, 6, 0, 0, tzinfo=UTC)
@@ -28,7 +29,7 @@ UNTIL = datetime(2026, 8, 3, 6, 20, 0, 123456, tzinfo=UTC)
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(0.0)
 
 
 @pytest.fixture

@@ -19,16 +19,8 @@ from dagsync.retry import Retrier, RetryPolicy
 from emulators.estate import generate_estate
 from emulators.pce import PceEmulator
 from emulators.server import LoopbackServer, Response
-from tests.unit.pce_support import (
-    ORG,
-    Canned,
-    CurrentApp,
-    FakeClock,
-    interface,
-    json_answer,
-    pce_error,
-    workload,
-)
+from tests.support.clock import FakeClock
+from tests.support.pce import ORG, Canned, CurrentApp, interface, json_answer, pce_error, workload
 
 MakeClient = Callable[..., PceClient]
 WRONG_SECRET = "wrong-secret-5f2e9a0c7d1b4e3f"
@@ -37,7 +29,7 @@ TOO_MANY_REQUESTS = pce_error(429, "too_many_requests_error", "Too Many Requests
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(0.0)
 
 
 @pytest.fixture

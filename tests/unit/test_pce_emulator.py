@@ -9,8 +9,8 @@ import requests
 from emulators.estate import generate_estate
 from emulators.pce import PceEmulator
 from emulators.server import LoopbackServer
-from tests.clock import FakeClock
-from tests.unit.pce_support import ORG, workload
+from tests.support.clock import FakeClock
+from tests.support.pce import ORG, workload
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import requests
 from emulators.estate import generate_estate
 from emulators.pce import PceEmulator
 from emulators.server import LoopbackServer
-from tests.clock import FakeClock
-from tests.unit.pce_support import ORG, interface, workload
+from tests.support.clock import FakeClock
+from tests.support.pce import ORG, interface, workload
 
 EVENTS = f"/orgs/{ORG}/events"
 W1 = f"/orgs/{ORG}/workloads/w1"

@@ -17,7 +17,8 @@ from dagsync.pce import PCE_RETRY, PceClient, PceCredentials, PceLimits
 from dagsync.retry import Retrier
 from emulators.pce import PceEmulator
 from emulators.server import LoopbackServer, Response
-from tests.unit.pce_support import Canned, CurrentApp, FakeClock, json_answer, workload
+from tests.support.clock import FakeClock
+from tests.support.pce import Canned, CurrentApp, json_answer, workload
 
 MakeClient = Callable[..., PceClient]
 KIB = 1024
@@ -27,7 +28,7 @@ class TickingClock(FakeClock):
     """Time moves `tick` seconds whenever it is read, as if each read of a body took that long."""
 
     def __init__(self, tick: float) -> None:
-        super().__init__()
+        super().__init__(0.0)
         self.tick = tick
 
     def monotonic(self) -> float:
@@ -47,7 +48,7 @@ def make_client(server: LoopbackServer, pce: PceEmulator) -> Iterator[MakeClient
     clients: list[PceClient] = []
 
     def make(clock: FakeClock | None = None, **options: Any) -> PceClient:
-        clients.append(client_for(server.url, pce, clock or FakeClock(), **options))
+        clients.append(client_for(server.url, pce, clock or FakeClock(0.0), **options))
         return clients[-1]
 
     yield make

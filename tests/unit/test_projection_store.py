@@ -10,8 +10,8 @@ from dagsync.projection_store import PROJECTION_PK, WATERMARK_KEY, Projection, P
 from dagsync.shard_codec import ShardLimits
 from dagsync.table import Table
 from emulators.local import TABLE
-from tests.clock import FakeClock
-from tests.unit.test_snapshot import Proxy, unreferenced_items
+from tests.support.clock import FakeClock
+from tests.support.snapshot import Proxy, unreferenced_items
 
 SMALL_SHARDS = ShardLimits(target_per_shard=20, min_per_shard=5, max_per_shard=40)
 EVENT_AT = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

@@ -3,7 +3,7 @@
 import pytest
 
 from dagsync.retry import Retrier, RetriesExhausted, Retryable, RetryPolicy
-from tests.unit.pce_support import FakeClock
+from tests.support.clock import FakeClock
 
 
 class Flaky:
@@ -52,7 +52,7 @@ def test_rate_limited_wait_without_retry_after_is_the_jittered_range() -> None:
 
 
 def test_a_failure_is_retried_until_the_attempt_succeeds() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     attempt = Flaky(failure(), failure())
 
     result = retrier(clock, RetryPolicy(base_delay=1.0, jitter=lambda: 1.0)).call(attempt)
@@ -61,7 +61,7 @@ def test_a_failure_is_retried_until_the_attempt_succeeds() -> None:
 
 
 def test_retrying_stops_when_the_attempts_are_used_up() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     attempt = Flaky(*[failure() for _ in range(5)])
 
     with pytest.raises(RetriesExhausted) as caught:
@@ -77,11 +77,11 @@ def test_an_error_that_is_not_retryable_propagates_at_once() -> None:
         raise ValueError("not retryable")
 
     with pytest.raises(ValueError, match="not retryable"):
-        retrier(FakeClock(), RetryPolicy()).call(attempt)
+        retrier(FakeClock(0.0), RetryPolicy()).call(attempt)
 
 
 def test_rate_limiting_does_not_use_up_the_attempts_of_other_failures() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     policy = RetryPolicy(attempts=2, rate_limited_attempts=None, rate_limited_wait=(10.0, 10.0))
     attempt = Flaky(*[failure(rate_limited=True) for _ in range(6)], failure())
 
@@ -90,7 +90,7 @@ def test_rate_limiting_does_not_use_up_the_attempts_of_other_failures() -> None:
 
 
 def test_unlimited_rate_limited_retries_stop_at_the_deadline_and_say_how_long_they_waited() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     policy = RetryPolicy(rate_limited_attempts=None, rate_limited_wait=(10.0, 10.0))
     attempt = Flaky(*[failure(rate_limited=True) for _ in range(100)])
 
@@ -105,7 +105,7 @@ def test_unlimited_rate_limited_retries_stop_at_the_deadline_and_say_how_long_th
 
 
 def test_without_a_deadline_the_waits_are_bounded_by_max_waited() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     policy = RetryPolicy(rate_limited_attempts=None, rate_limited_wait=(10.0, 10.0), max_waited=100.0)
     attempt = Flaky(*[failure(rate_limited=True) for _ in range(100)])
 
@@ -120,7 +120,7 @@ def test_on_retry_hears_of_each_retry_before_its_wait() -> None:
     heard: list[tuple[int, float]] = []
     attempt = Flaky(failure(retry_after=3.0), failure(retry_after=4.0))
 
-    retrier(FakeClock(), RetryPolicy()).call(
+    retrier(FakeClock(0.0), RetryPolicy()).call(
         attempt, on_retry=lambda retry, made, delay: heard.append((made, delay))
     )
 

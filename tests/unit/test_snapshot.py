@@ -1,9 +1,8 @@
 """SnapshotStore against moto's in-process DynamoDB."""
 
 import math
-import random
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,54 +12,15 @@ from dagsync.errors import SnapshotConflict, SnapshotError
 from dagsync.shard_codec import DEFAULT_LIMITS, ShardLimits
 from dagsync.snapshot import Lease, SnapshotStore
 from emulators.local import TABLE
-from tests.clock import FakeClock
+from tests.support.clock import FakeClock
+from tests.support.snapshot import TARGET, Proxy, estate, manifest, scan, shard_keys, unreferenced_items
 
-TARGET = "panorama.example.com/007051000123456/vsys1"
 START = 1_700_000_000.0
 ITEM_LIMIT = 400 * 1024
 
 
 class Crash(Exception):
     """Stands for the process dying: not a ClientError, so nothing catches it."""
-
-
-Hook = Callable[[str, dict[str, Any]], None]
-
-
-class Proxy:
-    """Forwards to a real client, recording each call; hooks run before or after a call."""
-
-    def __init__(self, client: Any, *, before: Hook | None = None, after: Hook | None = None) -> None:
-        self.client = client
-        self.before = before
-        self.after = after
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self.client, name)
-
-        def call(**kwargs: Any) -> Any:
-            self.calls.append((name, kwargs))
-            if self.before:
-                self.before(name, kwargs)
-            response = method(**kwargs)
-            if self.after:
-                self.after(name, kwargs)
-            return response
-
-        return call
-
-    def names(self) -> list[str]:
-        return [name for name, _ in self.calls]
-
-    def put_requests(self) -> int:
-        return sum(
-            1
-            for name, kwargs in self.calls
-            if name == "batch_write_item"
-            for request in kwargs["RequestItems"][TABLE]
-            if "PutRequest" in request
-        )
 
 
 def client_error(code: str, operation: str) -> ClientError:
@@ -80,27 +40,6 @@ def make_store(client: Any, clock: FakeClock, limits: ShardLimits = DEFAULT_LIMI
     return SnapshotStore(TABLE, client=client, clock=clock, sleep=lambda _: None, limits=limits)
 
 
-def estate(count: int, *, seed: int = 1, first: int = 0) -> dict[str, frozenset[str]]:
-    """IPs with four tags each, drawn from label combinations the way a real estate repeats them."""
-    rnd = random.Random(seed)
-    combos = [
-        frozenset(
-            {
-                f"illumio.app.app-{app}",
-                f"illumio.env.{rnd.choice(['Production', 'Staging', 'Development'])}",
-                f"illumio.loc.dc{rnd.randrange(12)}",
-                f"illumio.role.role-{role}",
-            }
-        )
-        for app in range(300)
-        for role in range(rnd.randint(2, 6))
-    ]
-    return {
-        f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}": rnd.choice(combos)
-        for i in range(first, first + count)
-    }
-
-
 def commit(
     store: SnapshotStore,
     confirmed: dict[str, frozenset[str]],
@@ -111,45 +50,6 @@ def commit(
 ) -> int:
     lease = store.acquire(store.load(target), run_id, 900)
     return store.commit(lease, confirmed, uncertain or {})
-
-
-def scan(client: Any) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableName": TABLE}
-    while True:
-        page = client.scan(**kwargs)
-        items.extend(page["Items"])
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
-def manifest(client: Any, target: str = TARGET) -> dict[str, Any]:
-    item: dict[str, Any] = client.get_item(
-        TableName=TABLE, Key={"pk": {"S": target}, "sk": {"S": "manifest"}}, ConsistentRead=True
-    )["Item"]
-    return item
-
-
-def shard_keys(item: dict[str, Any]) -> list[str]:
-    return [entry["M"]["key"]["S"] for entry in item.get("shards", {"L": []})["L"]]
-
-
-def unreferenced_items(client: Any) -> set[tuple[str, str]]:
-    """Shard items no manifest points at, plus manifests still listing garbage or abandoned runs."""
-    items = scan(client)
-    referenced = {
-        (item["pk"]["S"], key) for item in items if item["sk"]["S"] == "manifest" for key in shard_keys(item)
-    }
-    leftovers = {(item["pk"]["S"], item["sk"]["S"]) for item in items if item["sk"]["S"] != "manifest"}
-    pending = {
-        (item["pk"]["S"], attribute)
-        for item in items
-        if item["sk"]["S"] == "manifest"
-        for attribute in ("garbage", "abandoned")
-        if attribute in item
-    }
-    return (leftovers - referenced) | pending
 
 
 def item_size(item: dict[str, Any]) -> int:

@@ -9,8 +9,8 @@ from dagsync.errors import SnapshotError
 from dagsync.shard_codec import DEFAULT_LIMITS, ShardLimits
 from dagsync.snapshot import SnapshotStore
 from emulators.local import TABLE
-from tests.clock import FakeClock
-from tests.unit.test_snapshot import estate, manifest, shard_keys
+from tests.support.clock import FakeClock
+from tests.support.snapshot import estate, manifest, shard_keys
 
 TARGET = "fw.example.com/vsys1"
 

@@ -9,8 +9,8 @@ from dagsync.errors import SnapshotError
 from dagsync.history import RunOutcome, TargetHistory
 from dagsync.snapshot import Snapshot, SnapshotStore
 from emulators.local import TABLE
-from tests.clock import FakeClock
-from tests.unit.test_snapshot import Proxy, estate, manifest
+from tests.support.clock import FakeClock
+from tests.support.snapshot import Proxy, estate, manifest
 
 TARGET = "fw.example.com/vsys1"
 START = 1_800_000_000.0

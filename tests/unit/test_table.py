@@ -8,7 +8,7 @@ from dagsync.errors import SnapshotError
 from dagsync.retry import Retrier
 from dagsync.table import UNPROCESSED_RETRY, ConditionFailed, Table
 from emulators.local import TABLE
-from tests.clock import FakeClock
+from tests.support.clock import FakeClock
 
 PK = "fw.example.com"
 

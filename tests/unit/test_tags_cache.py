@@ -8,7 +8,7 @@ from dagsync.errors import SnapshotError
 from dagsync.table import Table
 from dagsync.tags_cache import REFRESH_SECONDS, TAGS_IN_USE_KEY, TagsInUse, TagsInUseCache
 from emulators.local import TABLE
-from tests.unit.test_snapshot import Proxy
+from tests.support.snapshot import Proxy
 
 TARGET = "panorama.example.com/007051000123456/vsys1"
 READ_AT = 1_800_000_000.0

@@ -15,7 +15,7 @@ from dagsync.tags_in_use import (
     definitions_digest,
     tags_named,
 )
-from tests.clock import FakeClock
+from tests.support.clock import FakeClock
 
 PREFIX = "illumio."
 TARGET = "panorama.example.com/007051000123456/vsys1"

@@ -1,4 +1,4 @@
-"""SPEC §4 steps 2 and 3: what to register and unregister, and the removal guard. Pure functions."""
+"""What to register and unregister, and the removal guard. Pure functions."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,7 +26,7 @@ class Plan:
         return not self.register and not self.unregister
 
     def as_lists(self) -> dict[str, list[list[str]]]:
-        """The dry-run plan of SPEC §6: sorted `[ip, tag]` lists."""
+        """The dry-run plan of docs/results.md#summary: sorted `[ip, tag]` lists."""
         return {
             "register": [[ip, tag] for ip, tag in iter_pairs(self.register)],
             "unregister": [[ip, tag] for ip, tag in iter_pairs(self.unregister)],
@@ -64,7 +64,7 @@ def restricted(tag_map: TagMap, ips: Iterable[str]) -> dict[str, frozenset[str]]
 
 
 def with_prefix(tag_map: TagMap, prefix: str) -> dict[str, frozenset[str]]:
-    """Only the tags this tool owns: the ownership boundary of SPEC §4.7."""
+    """Only the tags this tool owns: the ownership boundary of docs/sync.md#ownership."""
     result: dict[str, frozenset[str]] = {}
     # Tag sets repeat across IPs (a snapshot shares equal sets), so each distinct one is filtered once.
     filtered: dict[frozenset[str], frozenset[str]] = {}
@@ -90,7 +90,7 @@ def plan_changes(desired: TagMap, confirmed: TagMap, uncertain: TagMap) -> Plan:
 
 
 def removal_blocked(plan: Plan, previous_pairs: int, max_removal_ratio: float) -> bool:
-    """The guard of SPEC §4.3: too many removals against a large enough previous state."""
+    """The guard of docs/sync.md#removal-guard: too many removals against a large enough previous state."""
     if previous_pairs < GUARD_MINIMUM_PREVIOUS:
         return False
     return plan.unregister_count > max_removal_ratio * previous_pairs

@@ -1,4 +1,4 @@
-"""SPEC §5: which invocation events start which kind of run."""
+"""Which invocation events start which kind of run."""
 
 from dataclasses import dataclass
 from typing import Any, Literal

@@ -1,4 +1,4 @@
-"""SPEC §3: workloads to IP-tag pairs. Pure functions, no I/O.
+"""Workloads to IP-tag pairs (docs/mapping.md). Pure functions, no I/O.
 
 Two steps, each reusable on its own so a targeted update recomputes with exactly the rules of a
 full map (see projection.py): each workload *claims* its usable IPs with its tags, then each IP's

@@ -1,4 +1,7 @@
-"""Logger and metrics (SPEC §6). Metrics are derived from the run result, never from the engine's internals."""
+"""Logger and metrics (docs/results.md#metrics).
+
+Metrics are derived from the run result, never from the engine's internals.
+"""
 
 import logging
 from collections.abc import Iterator

@@ -74,7 +74,10 @@ class ParsedResponse:
 
 @dataclass(frozen=True, slots=True)
 class RegisteredIp:
-    """What the device reports for one registered IP. Timeouts are never readable (reference §4.2)."""
+    """What the device reports for one registered IP.
+
+    Timeouts are never readable (docs/protocols.md#pan-os-registered-ip).
+    """
 
     tags: frozenset[str]
     persistent: bool = True
@@ -116,7 +119,7 @@ def build_uid_message(verb: Verb, entries: TagMap, *, persistent: bool = True) -
     """One uid-message carrying a single verb, entries and tags sorted so equal input gives equal bytes.
 
     Register and unregister never share a message: PAN-OS's order of applying the sections of one
-    payload is unverified (reference §2.2). Every entry lists its tags explicitly; an unregister
+    payload is unverified (docs/protocols.md#pan-os-uid-message). Every entry lists its tags explicitly; an unregister
     entry without tags might drop every tag on the IP, other tools' included [unverified], so an
     empty tag set is refused rather than sent.
     """
@@ -439,7 +442,7 @@ def _request_error(root: ET.Element, status: str, code: str | None, http_status:
 
 
 def _error_text(root: ET.Element) -> str:
-    """The error text in the shapes pan-python handles, in its order (reference §5.4)."""
+    """The error text in the shapes pan-python handles, in its order (docs/protocols.md#pan-os-errors)."""
     lines = root.findall("./msg/line")
     if lines:
         return "; ".join(_flatten(line) for line in lines if _flatten(line))
@@ -494,7 +497,7 @@ def parse_keygen(parsed: ParsedResponse) -> str:
 def parse_registered_ips(parsed: ParsedResponse) -> RegisteredIpPage:
     """One page of `show object registered-ip`.
 
-    The empty-result XML is not captured (reference §4.2) [unverified], so a missing <result> is
+    The empty-result XML is not captured (docs/protocols.md#pan-os-registered-ip) [unverified], so a missing <result> is
     an empty page and <count> is never relied on: paging counts the <entry> elements.
     """
     result = parsed.result
@@ -516,7 +519,8 @@ def parse_registered_ips(parsed: ParsedResponse) -> RegisteredIpPage:
         tags = frozenset(text.strip() for text in members if text.strip())
         record = RegisteredIp(
             tags=tags,
-            # persistent defaults to 1 on the device (reference §2.2), so a missing attribute means 1.
+            # persistent defaults to 1 on the device (docs/protocols.md#pan-os-uid-message), so a
+            # missing attribute means 1.
             persistent=(element.get("persistent") or "1").strip() != "0",
             from_agent=(element.get("from_agent") or "0").strip() == "1",
         )

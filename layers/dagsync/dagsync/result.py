@@ -1,4 +1,4 @@
-"""SPEC §6: the summary a run returns and logs."""
+"""The summary a run returns and logs (docs/results.md#summary)."""
 
 from dataclasses import dataclass, field
 from typing import Any, Literal

@@ -1,4 +1,4 @@
-"""Shared helpers for the PCE client and emulator tests: a fake clock, canned answers, workload builders."""
+"""Shared helpers for the PCE client and emulator tests: canned answers, a switchable app, workload builders."""
 
 import json
 from collections.abc import Callable
@@ -9,21 +9,6 @@ from emulators.pce import PceEmulator
 from emulators.server import Request, Response
 
 ORG = 1
-
-
-class FakeClock:
-    """An injected sleep/monotonic pair: sleeping advances time instantly and is recorded."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def monotonic(self) -> float:
-        return self.now
 
 
 @dataclass
