@@ -19,7 +19,6 @@ from app import RunFailed
 from dagsync import runtime
 from dagsync.manifest import MANIFEST_KEY
 from dagsync.projection_store import PROJECTION_PK, WATERMARK_KEY, ProjectionStore
-from tests.clock import FakeClock
 from tests.faults.harness import (
     Crash,
     CrashMode,
@@ -32,6 +31,7 @@ from tests.faults.harness import (
     wipe_table,
 )
 from tests.integration.conftest import ClientSetup, workload
+from tests.support.clock import FakeClock
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 SCHEDULED = json.loads((Path(__file__).resolve().parents[2] / "events" / "scheduled.json").read_text())

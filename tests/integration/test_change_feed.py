@@ -15,10 +15,10 @@ from dagsync.mapping import map_workloads
 from dagsync.models import Workload
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator
-from tests.clock import FakeClock
 from tests.faults.harness import Seams, install_seams, table_items
 from tests.integration.conftest import ClientSetup, small_estate, workload
 from tests.integration.test_sync import ours, sent_pairs
+from tests.support.clock import FakeClock
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SCHEDULED = json.loads((EVENTS / "scheduled.json").read_text())

@@ -10,7 +10,7 @@ from app import RunFailed
 from dagsync.snapshot import SnapshotStore
 from emulators.local import TABLE
 from emulators.panos import PanosEmulator
-from tests.clock import FakeClock
+from tests.support.clock import FakeClock
 
 SCHEDULED = json.loads((Path(__file__).resolve().parents[2] / "events" / "scheduled.json").read_text())
 SERIALS = ("007951000000101", "007951000000102")

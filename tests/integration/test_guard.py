@@ -8,8 +8,8 @@ import pytest
 
 from emulators.local import REGION
 from emulators.panos import PanosEmulator
-from tests.clock import FakeClock
 from tests.integration.conftest import large_estate
+from tests.support.clock import FakeClock
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SCHEDULED = json.loads((EVENTS / "scheduled.json").read_text())

@@ -8,7 +8,7 @@ import pytest
 
 from app import RunFailed
 from dagsync.canary import CANARY_IP
-from tests.clock import FakeClock
+from tests.support.clock import FakeClock
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SCHEDULED = json.loads((EVENTS / "scheduled.json").read_text())

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
+from dagsync.credentials import PceCredentials
 from dagsync.errors import PceError
 from dagsync.models import Workload
 from dagsync.pacing import Pacer
-from dagsync.pce import PCE_RETRY, PceClient, PceCredentials, PceEvent
+from dagsync.pce import PCE_RETRY, PceClient, PceEvent
 from dagsync.retry import Retrier
 from emulators.pce import PceEmulator
 from emulators.server import LoopbackServer, Request, Response
@@ -41,7 +42,11 @@ def make_client(server: LoopbackServer, pce: PceEmulator, clock: FakeClock) -> I
             "retrier",
             Retrier(replace(PCE_RETRY, jitter=lambda: 0.5), sleep=clock.sleep, clock=clock.monotonic),
         )
-        clients.append(PceClient(server.url, 1, PceCredentials(pce.auth_username, pce.secret), **options))
+        clients.append(
+            PceClient(
+                server.url, 1, PceCredentials(auth_username=pce.auth_username, secret=pce.secret), **options
+            )
+        )
         return clients[-1]
 
     yield make

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from dagsync.credentials import PceCredentials
 from dagsync.errors import PceError
 from dagsync.http import TransferLimits
-from dagsync.pce import PCE_RETRY, PceClient, PceCredentials, PceLimits
+from dagsync.pce import PCE_RETRY, PceClient, PceLimits
 from dagsync.retry import Retrier
 from emulators.pce import PceEmulator
 from emulators.server import LoopbackServer, Response
@@ -40,7 +41,7 @@ def client_for(url: str, pce: PceEmulator, clock: FakeClock, **options: Any) -> 
     options.setdefault(
         "retrier", Retrier(replace(PCE_RETRY, attempts=1), sleep=clock.sleep, clock=clock.monotonic)
     )
-    return PceClient(url, 1, PceCredentials(pce.auth_username, pce.secret), **options)
+    return PceClient(url, 1, PceCredentials(auth_username=pce.auth_username, secret=pce.secret), **options)
 
 
 @pytest.fixture
