@@ -248,4 +248,3 @@ class TestKilledDuringALongPush:
         assert resent <= 20 * self.EVERY_BATCHES
         panos.clear_log()
         assert deployment.invoke({})["targets"][0]["registered"] == 0
-
