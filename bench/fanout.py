@@ -110,6 +110,13 @@ def report(spec: FanOutSpec, rows: list[FanOutRow], elapsed_s: float) -> list[st
             continue
         ratios = " | ".join(f"{sequential.wall_s[name] / parallel.wall_s[name]:.2f}x" for name in RUNS)
         lines.append(f"| {count} | {ratios} |")
+    lines += [
+        "",
+        "Every run reads the PCE and maps the estate once, whatever the number of serials (the 1-serial",
+        "steady state is that fixed part); only the per-target work (snapshot read, canary check, push,",
+        "commit) runs in parallel. The function's CPU, and moto's here in the same process, stays serial",
+        "under the GIL on 2 shared cores, so the ratio is below 5 even where the device's time dominates.",
+    ]
     return [*lines, ""]
 
 

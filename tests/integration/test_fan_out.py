@@ -145,11 +145,8 @@ class TestFirstSyncLongerThanOneInvocation:
 
     SERIALS = SERIALS[:10]
     WORKLOADS = 500
+    BATCH = 50
     BUDGET = 10 * WORKLOADS * IngestCost().register / 2.4
-
-    @pytest.fixture
-    def device_clock(self, fast_retries: ClientSetup) -> Any:
-        return fast_retries.clock
 
     @pytest.fixture
     def pce(self, pce: PceEmulator) -> PceEmulator:
@@ -157,12 +154,14 @@ class TestFirstSyncLongerThanOneInvocation:
         return pce
 
     @pytest.fixture
-    def panos(self, device_clock: Any) -> PanosEmulator:
-        return panorama(self.SERIALS, time_scale=1.0, sleep=device_clock.sleep, now=device_clock.monotonic)
+    def panos(self, fast_retries: ClientSetup) -> PanosEmulator:
+        """The device's time passes on the clock the clients and the engine keep."""
+        clock = fast_retries.clock
+        return panorama(self.SERIALS, time_scale=1.0, sleep=clock.sleep, now=clock.monotonic)
 
     @pytest.fixture
     def settings(self) -> dict[str, str]:
-        return targets_settings(self.SERIALS, BATCH_SIZE="50")
+        return targets_settings(self.SERIALS, BATCH_SIZE=str(self.BATCH))
 
     @pytest.fixture
     def run(
@@ -200,8 +199,9 @@ class TestFirstSyncLongerThanOneInvocation:
     def test_at_most_one_batch_is_resent_per_interruption(self, run, panos):
         for _ in range(3):
             run()
+        interruptions = 2
         for serial in self.SERIALS:
-            assert duplicates(panos, serial) <= 2 * 50, serial
+            assert duplicates(panos, serial) <= interruptions * self.BATCH, serial
 
     def test_every_target_is_served_by_the_second_run(self, run, panos):
         run()
