@@ -1,6 +1,8 @@
 """`python -m bench [--sizes 10000 100000] ...` runs the benchmark and writes bench/results.md.
 
 `python -m bench case KIND --result FILE` is the child process that measures one run.
+`python -m bench fanout [--fanout-serials 1 10 50] ...` measures only the fan-out section and
+replaces it in bench/results.md.
 """
 
 import argparse
@@ -8,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench import fanout
 from bench.report import write_report
 from bench.runner import OUT, Options, Runner
 
@@ -19,6 +22,9 @@ def main(argv: list[str]) -> int:
         from bench.case import main as case_main  # noqa: PLC0415
 
         return case_main(argv[1:])
+    fanout_only = argv[:1] == ["fanout"]
+    if fanout_only:
+        argv = argv[1:]
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000], help="estate sizes")
     parser.add_argument("--seed", type=int, default=1, help="estate and churn seed")
@@ -35,7 +41,17 @@ def main(argv: list[str]) -> int:
         "--only", help="comma-separated case keys to run, e.g. floor,dagsync/first,dagsync/steady (no report)"
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the results table")
+    parser.add_argument("--fanout-workloads", type=int, default=1_000, help="estate size of the fan-out runs")
+    parser.add_argument("--fanout-serials", type=int, nargs="+", default=[1, 10, 50], help="serial counts")
+    parser.add_argument(
+        "--fanout-scale", type=float, default=0.1, help="factor on the device's real per-entry cost"
+    )
+    parser.add_argument(
+        "--fanout", action=argparse.BooleanOptionalAction, default=True, help="run the fan-out section"
+    )
     args = parser.parse_args(argv)
+    if fanout_only:
+        return fanout.main(fanout.from_args(args), args.output)
     options = Options(
         sizes=tuple(args.sizes),
         seed=args.seed,
@@ -51,6 +67,8 @@ def main(argv: list[str]) -> int:
         return 0
     command = "python -m bench" + ("" if not argv else " " + " ".join(argv))
     write_report(args.output, results, options, command, time.perf_counter() - started)
+    if args.fanout:
+        fanout.main(fanout.from_args(args), args.output)
     print(f"wrote {args.output} (raw runs in {OUT})", file=sys.stderr)
     return 0
 

@@ -116,11 +116,13 @@ class ProgressPolicy:
 
     A killed run repeats at most the batches sent since the last progress commit; each commit
     rewrites the shards the push touched, so committing after every batch would cost more
-    DynamoDB writes than the pairs are worth.
+    DynamoDB writes than the pairs are worth. Measured (README "Sizing"): a checkpoint of a first
+    sync takes about 0.3 s at 10,000 IPs and 5 s at 100,000, so one a minute costs under a tenth of
+    the push at any size, and a kill repeats at most a minute of device time.
     """
 
     every_batches: int = 100
-    every_seconds: float = 30.0
+    every_seconds: float = 60.0
 
 
 @dataclass
