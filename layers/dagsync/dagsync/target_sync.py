@@ -288,6 +288,11 @@ class TargetSync:
         needs_canary = drift_reason is not None
         if blocked or (plan.empty and not needs_canary):
             return
+        if not run.deadline.allows_more_work():
+            # Too late to start: the next run goes on from here (docs/fan-out.md#deadlines).
+            run.result.status = "incomplete"
+            run.result.remaining = plan.register_count + plan.unregister_count
+            return
         lease = self._store.acquire(snapshot, self._run_id, self._lease_seconds)
         try:
             self._push_and_commit(
