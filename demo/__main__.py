@@ -1,4 +1,4 @@
-"""Runs the real handler twice against the emulators, changing the estate in between.
+"""Runs the real handler against the emulators, changing the estate in between.
 
 Prints each run's summary and the membership of a few Dynamic Address Groups, as an
 operator would see them on Panorama.
@@ -13,6 +13,8 @@ from typing import Any
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
+from dagsync.__main__ import render_plan
+from dagsync.result import DagChange, RunResult, TargetResult
 from emulators.local import LocalDeployment
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator
@@ -48,6 +50,15 @@ ESTATE = [
     workload("payments-vip-a", {"role": "LB", "app": "Payments", "env": "Production"}, ["10.20.2.100"]),
     workload("payments-vip-b", {"role": "LB", "app": "Payments", "env": "Production"}, ["10.20.2.100"]),
 ]
+# As real PCEs report them: a NAT address as a pseudo-interface on two workloads behind it, and a
+# docker0 bridge on two container hosts that run 2 leaves alone. Both are conflicts run 1 warns about.
+for name, interface in (
+    ("ordering-web-2", {"name": "eth0.public", "address": "198.51.100.10", "cidr_block": 32}),
+    ("payments-vip-a", {"name": "eth0.public", "address": "198.51.100.10", "cidr_block": 32}),
+    ("payments-vip-b", {"name": "docker0", "address": "172.17.0.1", "cidr_block": 16}),
+    ("ordering-web-2", {"name": "docker0", "address": "172.17.0.1", "cidr_block": 16}),
+):
+    next(w for w in ESTATE if w["hostname"] == name)["interfaces"].append(interface)
 
 
 def show(title: str, summary: dict[str, Any], panos: PanosEmulator) -> None:
@@ -75,8 +86,13 @@ def main() -> None:
     pce = PceEmulator(workloads=ESTATE)
     pce.retry_after, pce.running_polls = 0, 0
     panos = PanosEmulator("panorama", api_keys=("test-api-key",))
+    for name, dag_filter in DAGS.items():
+        panos.define_dag(name, dag_filter)
     scheduled = json.loads((EVENTS / "scheduled.json").read_text())
-    with LocalDeployment(pce=pce, panos=panos) as deployment:
+    # A seven-workload estate turns over more than a quarter of its pairs in one afternoon; a real
+    # estate would not, and the rolling 24-hour removal guard would rightly stop it
+    # (docs/sync.md#removal-guard).
+    with LocalDeployment(pce=pce, panos=panos, settings={"MAX_REMOVAL_RATIO": "0.5"}) as deployment:
         print(f"PCE emulator     {deployment.env['PCE_URL']}")
         print(f"PAN-OS emulator  {deployment.env['PANOS_URL']} (Panorama)")
         print("AWS              moto (DynamoDB table and two secrets)")
@@ -95,6 +111,9 @@ def main() -> None:
                 "ordering-web-3", {"role": "Web", "app": "Ordering", "env": "Production"}, ["10.20.1.15"]
             )
         )
+        plan = deployment.invoke({"dry_run": True})
+        print("\n=== dry run: the membership plan before run 2 (nothing sent) ===")
+        print(render_plan(_as_result(plan)))
         panos.clear_log()
         show("run 2: the difference only", deployment.invoke(scheduled), panos)
         for entry in panos.calls("user-id"):
@@ -114,6 +133,34 @@ def main() -> None:
         show("run 4: one relabel through the change feed", deployment.invoke(scheduled), panos)
         print(f"  PCE requests this run: {[entry.path for entry in pce.requests]}")
     print("\nAll emulators stopped.")
+
+
+def _as_result(summary: dict[str, Any]) -> RunResult:
+    """The dry run's summary as the CLI's plan table reads it."""
+    result = RunResult(
+        mode=summary["mode"], dry_run=True, workloads=summary["workloads"], pairs=summary["pairs"]
+    )
+    for target in summary["targets"]:
+        changes = [
+            DagChange(
+                dag=change["dag"],
+                filter=change["filter"],
+                joins=change.get("joins", []),
+                leaves=change.get("leaves", []),
+                evaluable=change.get("evaluable", True),
+                hostnames=change.get("hostnames", {}),
+            )
+            for change in target.get("dag_changes", [])
+        ]
+        result.targets.append(
+            TargetResult(
+                target=target["target"],
+                registered=target["registered"],
+                unregistered=target["unregistered"],
+                dag_changes=changes,
+            )
+        )
+    return result
 
 
 if __name__ == "__main__":
