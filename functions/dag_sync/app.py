@@ -6,7 +6,6 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dagsync.config import load_settings
-from dagsync.deadline import deadline_after
 from dagsync.errors import DagSyncError
 from dagsync.events import SyncRequest, parse_event
 from dagsync.observability import logger, metrics, publish_metrics, run_log_keys
@@ -28,7 +27,6 @@ class RunFailed(Exception):
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     # Read first: every moment spent before this is time the run believes it still has.
     remaining_seconds = context.get_remaining_time_in_millis() / 1000
-    deadline = deadline_after(remaining_seconds)
     correlation_id = event.get("id") if isinstance(event, dict) else None
     logger.set_correlation_id(correlation_id or context.aws_request_id)
     try:
@@ -36,12 +34,10 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     except DagSyncError as exc:
         return _report(RunResult(mode="sync", dry_run=False, error=str(exc)))
     with run_log_keys(request):
-        return _report(_run(request, context, remaining_seconds, deadline))
+        return _report(_run(request, context, remaining_seconds))
 
 
-def _run(
-    request: SyncRequest, context: LambdaContext, remaining_seconds: float, deadline: float | None
-) -> RunResult:
+def _run(request: SyncRequest, context: LambdaContext, remaining_seconds: float) -> RunResult:
     try:
         settings = load_settings(os.environ)
         for note in settings.insecure_settings():
@@ -51,9 +47,9 @@ def _run(
             run_id=context.aws_request_id,
             lease_seconds=settings.lease_seconds(remaining_seconds),
             key_cache=KEY_CACHE,
-            deadline=deadline,
+            remaining_seconds=remaining_seconds,
         )
-        return engine.run(request, deadline=deadline)
+        return engine.run(request)
     except DagSyncError as exc:
         error = str(exc)
     except Exception as exc:

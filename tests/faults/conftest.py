@@ -1,12 +1,8 @@
 """Fault-suite fixtures: the integration fixtures, plus the I/O seams and a fake lease clock."""
 
-from functools import partial
-
 import pytest
 
 from dagsync import pce as pce_module
-from dagsync import runtime
-from dagsync.snapshot import SnapshotStore
 from tests.faults.harness import START, Seams, install_seams
 from tests.integration.conftest import deployment, fast_retries, panos, pce, settings
 from tests.support.clock import FakeClock
@@ -21,11 +17,11 @@ def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """The function's snapshot store is built with this clock (and waits for nothing); a test
-    that builds its own store passes the clock too."""
+def clock(fast_retries) -> FakeClock:
+    """The function's wall clock (leases, target history, the feed's watermark); a test that
+    builds its own store passes the clock too."""
     fake = FakeClock(START)
-    monkeypatch.setattr(runtime, "SnapshotStore", partial(SnapshotStore, clock=fake, sleep=lambda _: None))
+    fast_retries.configure(wall_clock=fake)
     return fake
 
 

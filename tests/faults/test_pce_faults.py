@@ -79,19 +79,19 @@ BAD_INVENTORY = [
     pytest.param(wrong_org, r"refused access \(HTTP 403\)", id="403"),
     pytest.param(
         rate_limited_until_the_deadline("30"),
-        r"HTTP 429 \(rate limiting: too_many_requests: Too Many Requests\); gave up after 5 attempts, "
+        r"HTTP 429 \(rate limiting: too_many_requests_error: Too many requests\); gave up after 5 attempts, "
         r"having waited 120.0 s: the run's time is nearly out",
         id="429-retry-after",
     ),
     pytest.param(
         rate_limited_until_the_deadline(None),
-        r"HTTP 429 \(rate limiting: too_many_requests: Too Many Requests\); gave up after \d+ attempts, "
+        r"HTTP 429 \(rate limiting: too_many_requests_error: Too many requests\); gave up after \d+ attempts, "
         r"having waited \d+\.\d s: the run's time is nearly out",
         id="429-no-retry-after",
     ),
     pytest.param(
         attributes(fail_next=10, fail_status=500),
-        r"HTTP 500 \(a server error: server_error: Service Unavailable\); gave up after 3 attempts, having waited",
+        r"HTTP 500 \(a server error: internal_server_error: Internal Server Error\); gave up after 3 attempts, having waited",
         id="500",
     ),
     pytest.param(
@@ -217,7 +217,7 @@ class TestEmptyInventory:
         panos.clear_log()
         summary = deployment.invoke({})
         assert summary["status"] == "blocked"
-        assert "removal guard: 4000 of 4000 pairs would be unregistered" in summary["targets"][0]["error"]
+        assert "4000 of 4000 pairs would be unregistered" in summary["targets"][0]["error"]
         assert panos.calls("user-id") == []
         assert load_snapshot(deployment) == snapshot_before
         assert_exact(deployment, panos, desired, {}, now=clock.now)

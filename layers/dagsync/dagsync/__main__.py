@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                 settings,
                 run_id=f"cli-{uuid.uuid4()}",
                 lease_seconds=settings.lease_seconds(args.deadline),
-                deadline=deadline,
+                remaining_seconds=None if deadline is None else deadline - time.monotonic(),
             )
             result = engine.run(request, deadline=deadline)
         except DagSyncError as exc:

@@ -49,8 +49,10 @@ class SyncEngine:
         wall_clock: Callable[[], float] = time.time,
         tags_in_use: TagsInUse | None = None,
         notifier: BlockedNotifier | None = None,
+        deadline: float | None = None,
     ) -> None:
         self._settings = settings
+        self._deadline = deadline
         self._store = store
         self._clock = clock
         self._targets = TargetSync(
@@ -87,7 +89,7 @@ class SyncEngine:
         """One run over every target; `deadline`, a time on the engine's clock, bounds it
         (docs/fan-out.md#deadlines)."""
         started = self._clock()
-        budget = Deadline(deadline, self._clock)
+        budget = Deadline(deadline if deadline is not None else self._deadline, self._clock)
         dry_run = request.dry_run or self._settings.dry_run
         result = RunResult(
             mode=request.mode,

@@ -94,14 +94,20 @@ def build_engine(
     lease_seconds: float,
     options: ClientOptions | None = None,
     key_cache: KeyCache | None = None,
-    deadline: float | None = None,
+    remaining_seconds: float | None = None,
 ) -> SyncEngine:
     """The engine for one run: settings and secrets in, clients built from `options`.
 
     `key_cache` outlives the run (the handler keeps one per process); every target's client
     shares it and one in-flight limit, since they all talk to one management address.
     """
-    options = replace(options or ClientOptions(), deadline=deadline)
+    options = options or ClientOptions()
+    if remaining_seconds is not None:
+        # The run's deadline on the clients' own clock, so every wait and the engine agree on it.
+        deadline = options.clock() + remaining_seconds
+        if options.deadline is not None:
+            deadline = min(deadline, options.deadline)
+        options = replace(options, deadline=deadline)
     key_cache = key_cache if key_cache is not None else KeyCache()
     in_flight = InFlightLimit(settings.panos_max_concurrency)
     pce_credentials = PceCredentials.from_secret(read_secret(settings.pce_secret_id), settings.pce_secret_id)
@@ -159,6 +165,8 @@ def build_engine(
         # The change feed's state shares the snapshot table (docs/snapshot.md#projection).
         projections=ProjectionStore(store.table, max_lease_seconds=settings.longest_lease_seconds),
         wall_clock=options.wall_clock,
+        clock=options.clock,
+        deadline=options.deadline,
     )
 
 
