@@ -8,6 +8,7 @@ DOCUMENTED_RUN_KEYS = {
     "status",
     "mode",
     "dry_run",
+    "unfinished",
     "workloads",
     "pairs",
     "targets",
