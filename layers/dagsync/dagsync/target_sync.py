@@ -302,10 +302,14 @@ class TargetSync:
             if not run.committed:
                 self._store.release(lease)
 
+    def _canary_armed(self, device: Device) -> bool:
+        """One filtered `show` of the canary address (docs/sync.md#canary)."""
+        on_canary_ip = {ip: entry.tags for ip, entry in device.registered_ips(ip=CANARY_IP).items()}
+        return self._canary.check(on_canary_ip).armed
+
     def _check_canary(self, run: _TargetRun) -> None:
         """Nothing changed (docs/change-feed.md#decision): one canary check, no snapshot read."""
-        on_canary_ip = {ip: entry.tags for ip, entry in run.device.registered_ips(ip=CANARY_IP).items()}
-        if not self._canary.check(on_canary_ip).armed:
+        if not self._canary_armed(run.device):
             self._needs_whole_inventory(run, "canary missing: the device lost registrations")
 
     @staticmethod
@@ -464,8 +468,7 @@ class TargetSync:
             # No snapshot (a first run, a recreated table, a renamed target): the device may still
             # hold pairs of ours that no snapshot records, and only its own table can tell.
             return "no snapshot for this target yet: reading what the device holds under TAG_PREFIX"
-        on_canary_ip = {ip: entry.tags for ip, entry in device.registered_ips(ip=CANARY_IP).items()}
-        if not self._canary.check(on_canary_ip).armed:
+        if not self._canary_armed(device):
             return "canary missing: the device lost registrations (reboot, failover or clear)"
         return None
 
