@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from dagsync.mapping import map_workloads
-from dagsync.models import Workload
+from dagsync.models import Workload, count_pairs
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator
 from tests.faults.harness import Seams, install_seams, table_items
@@ -108,6 +108,22 @@ def test_a_quiet_run_after_a_quiet_run_writes_nothing(
     summary = primed.invoke(SCHEDULED)
     assert summary["source"] == "none"
     assert [label for label in seams.trace if label.startswith("dynamodb")] == ["dynamodb GetItem"]
+
+
+def test_a_quiet_run_reports_the_estate_as_the_last_export_counted_it(primed: Any, pce: PceEmulator) -> None:
+    summary = primed.invoke(SCHEDULED)
+    assert summary["source"] == "none"
+    assert summary["workloads"] == len(pce.workloads)
+    assert summary["pairs"] == count_pairs(desired_of(pce))
+
+
+def test_a_targeted_update_reports_the_pairs_of_the_whole_estate(primed: Any, pce: PceEmulator) -> None:
+    pce.upsert_workload(workload("new1", {"role": "Web", "app": "Billing"}, ["10.1.9.9"]))
+    summary = primed.invoke(SCHEDULED)
+    assert summary["source"] == "events"
+    assert summary["pairs"] == count_pairs(desired_of(pce))
+    assert summary["workloads"] == len(pce.workloads)
+    assert primed.invoke(SCHEDULED)["pairs"] == count_pairs(desired_of(pce))
 
 
 def test_a_relabel_reaches_the_device_through_the_feed_sending_only_its_pairs(

@@ -7,7 +7,7 @@ import pytest
 
 from dagsync.errors import SnapshotConflict, SnapshotError
 from dagsync.projection_store import PROJECTION_PK, WATERMARK_KEY, Projection, ProjectionStore, Watermark
-from dagsync.shard_codec import ShardLimits
+from dagsync.shard_codec import ShardLimits, shards_of
 from dagsync.table import Table
 from emulators.local import TABLE
 from tests.support.clock import FakeClock
@@ -92,6 +92,19 @@ def test_an_export_of_an_unchanged_inventory_writes_no_shard(dynamodb: Any) -> N
     assert store_of(dynamodb).load().generation == 2
 
 
+def shards_holding(client: Any, keys: set[str]) -> int:
+    """How many shards of the committed projection hold `keys` (hrefs or addresses)."""
+    manifest = Table(TABLE, client=client).get(PROJECTION_PK, "manifest")
+    assert manifest is not None
+    return len(shards_of(keys, int(manifest["shard_count"]["N"])))
+
+
+def keys_of_a_move(n: int, new_address: str) -> set[str]:
+    """What moving workload n to `new_address` changes: its entry, and the claimants of the
+    addresses it had and has."""
+    return {href(n), *estate(n + 1)[href(n)][0], new_address}
+
+
 def test_an_export_writes_only_the_shards_that_changed(dynamodb: Any) -> None:
     exported(store_of(dynamodb), estate(300))
     proxy = Proxy(dynamodb)
@@ -100,7 +113,7 @@ def test_an_export_writes_only_the_shards_that_changed(dynamodb: Any) -> None:
         store_of(proxy), {**estate(300), href(7): (("10.9.9.9",), frozenset({"illumio.env.Quarantine"}))}
     )
 
-    assert written_shards(proxy) == 1
+    assert written_shards(proxy) == shards_holding(dynamodb, keys_of_a_move(7, "10.9.9.9"))
     assert garbage(dynamodb) == set()
 
 
@@ -144,7 +157,7 @@ def test_a_targeted_commit_after_a_load_reads_no_shard_again_and_writes_only_the
     )
 
     assert "batch_get_item" not in proxy.names()
-    assert written_shards(proxy) == 1
+    assert written_shards(proxy) == shards_holding(dynamodb, keys_of_a_move(7, "10.9.9.9"))
 
 
 def test_a_targeted_commit_from_a_store_that_never_loaded_reads_what_it_needs(dynamodb: Any) -> None:
@@ -250,3 +263,118 @@ def test_the_projection_lives_in_its_own_partition(dynamodb: Any) -> None:
     items = dynamodb.scan(TableName=TABLE)["Items"]
 
     assert {item["pk"]["S"] for item in items} == {PROJECTION_PK}
+
+
+def shared_estate() -> dict[str, tuple[tuple[str, ...], frozenset[str]]]:
+    """300 workloads, two of which (w1 and w2) share the address 10.200.0.1."""
+    entries = estate(300)
+    entries[href(1)] = ((*entries[href(1)][0], "10.200.0.1"), entries[href(1)][1])
+    entries[href(2)] = ((*entries[href(2)][0], "10.200.0.1"), entries[href(2)][1])
+    return entries
+
+
+def batch_gets(proxy: Proxy) -> list[int]:
+    """The number of items each BatchGetItem asked for."""
+    return [
+        len(kwargs["RequestItems"][TABLE]["Keys"]) for name, kwargs in proxy.calls if name == "batch_get_item"
+    ]
+
+
+def test_a_read_around_a_workload_holds_it_and_every_workload_sharing_an_address(dynamodb: Any) -> None:
+    exported(store_of(dynamodb), shared_estate())
+
+    around = store_of(dynamodb).load_around({href(1)}, {"10.0.0.2"})
+
+    assert around is not None
+    assert around.entries == {href(1): shared_estate()[href(1)], href(2): shared_estate()[href(2)]}
+    assert (around.generation, around.workloads) == (1, 300)
+
+
+def test_a_read_around_a_workload_reads_only_the_shards_it_needs(dynamodb: Any) -> None:
+    exported(store_of(dynamodb), shared_estate())
+    proxy = Proxy(dynamodb)
+    needed = {href(1), href(2), *shared_estate()[href(1)][0]}
+
+    store_of(proxy).load_around({href(1)}, set())
+
+    assert sum(batch_gets(proxy)) <= shards_holding(dynamodb, needed)
+    assert sum(batch_gets(proxy)) < shards_holding(dynamodb, set(shared_estate()))
+
+
+def test_a_read_around_a_new_workload_finds_the_workloads_already_on_its_address(dynamodb: Any) -> None:
+    exported(store_of(dynamodb), shared_estate())
+
+    around = store_of(dynamodb).load_around({href(999)}, {"10.200.0.1"})
+
+    assert around is not None
+    assert set(around.entries) == {href(1), href(2)}
+
+
+def test_a_commit_after_a_read_around_writes_only_the_shards_it_read_and_keeps_the_rest(
+    dynamodb: Any,
+) -> None:
+    exported(store_of(dynamodb), shared_estate())
+    proxy = Proxy(dynamodb)
+    store = store_of(proxy)
+    moved = (("10.200.0.1",), frozenset({"illumio.env.Quarantine"}))
+    around = store.load_around({href(5)}, {"10.200.0.1"})
+    assert around is not None
+    read = sum(batch_gets(proxy))
+
+    store.commit(
+        around.generation,
+        {href(5): moved, href(6): None},
+        Watermark(EVENT_AT, revision=store.load_watermark().revision),
+        run_id="run-feed",
+        lease_seconds=LEASE,
+    )
+
+    expected = {**shared_estate(), href(5): moved}
+    del expected[href(6)]
+    whole = store_of(dynamodb).load()
+    assert (whole.entries, whole.workloads) == (expected, 299)
+    assert written_shards(proxy) <= read + shards_holding(dynamodb, {href(6), *estate(7)[href(6)][0]})
+    assert garbage(dynamodb) == set()
+
+
+def test_the_claimants_index_follows_a_commit_after_a_read_around(dynamodb: Any) -> None:
+    exported(store_of(dynamodb), shared_estate())
+    store = store_of(dynamodb)
+    around = store.load_around({href(1)}, set())
+    assert around is not None
+    store.commit(
+        around.generation,
+        {href(1): (("10.0.0.2",), frozenset())},
+        Watermark(EVENT_AT, revision=store.load_watermark().revision),
+        run_id="run-feed",
+        lease_seconds=LEASE,
+    )
+
+    again = store_of(dynamodb).load_around({href(999)}, {"10.200.0.1"})
+
+    on_new_address = store_of(dynamodb).load_around({href(998)}, {"10.0.0.2"})
+    assert again is not None
+    assert on_new_address is not None
+    assert set(again.entries) == {href(2)}
+    assert set(on_new_address.entries) == {href(1)}
+
+
+def test_a_projection_without_the_claimants_index_cannot_be_read_around(dynamodb: Any) -> None:
+    exported(store_of(dynamodb), estate(20))
+    dynamodb.update_item(
+        TableName=TABLE,
+        Key={"pk": {"S": PROJECTION_PK}, "sk": {"S": "manifest"}},
+        UpdateExpression="REMOVE claimants_indexed",
+    )
+
+    assert store_of(dynamodb).load_around({href(1)}, set()) is None
+
+
+def test_nothing_stored_cannot_be_read_around(dynamodb: Any) -> None:
+    assert store_of(dynamodb).load_around({href(1)}, {"10.0.0.2"}) is None
+
+
+def test_the_watermark_keeps_the_mapping_rules_it_was_written_under(dynamodb: Any) -> None:
+    written = exported(store_of(dynamodb), estate(10), rules="rules-fingerprint")
+
+    assert store_of(dynamodb).load_watermark().rules == written.rules == "rules-fingerprint"

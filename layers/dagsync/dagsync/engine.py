@@ -19,7 +19,6 @@ from dagsync.feed import Feed, FeedInventory, Reading
 from dagsync.history import UNFINISHED
 from dagsync.mapping import MappingRules
 from dagsync.memory import collector_paused
-from dagsync.models import count_pairs
 from dagsync.notify import BlockedNotifier
 from dagsync.observability import SERVICE
 from dagsync.projection_store import ProjectionStore
@@ -105,7 +104,7 @@ class SyncEngine:
         else:
             result.workloads, result.pairs, result.warnings = (
                 reading.workloads,
-                count_pairs(reading.desired),
+                reading.pairs,
                 reading.warnings,
             )
             result.shared_ip_conflicts = reading.shared_ip_conflicts

@@ -15,22 +15,17 @@ from aws_lambda_powertools import Logger
 
 from dagsync.change_events import FeedDecision, classify
 from dagsync.config import Settings
-from dagsync.errors import PceError
+from dagsync.errors import PceError, SnapshotError
 from dagsync.events import SyncRequest
 from dagsync.mapping import Claim, Mapper, MappingResult, MappingRules
-from dagsync.models import TagMap, Workload
+from dagsync.models import TagMap, Workload, count_pairs
 from dagsync.observability import SERVICE
 from dagsync.pce_parse import PceEvent
-from dagsync.projection import ProjectionUpdate, recompute
+from dagsync.projection import ProjectionUpdate, addresses, recompute
 from dagsync.projection_store import Projection, ProjectionEntry, ProjectionStore, Watermark
 from dagsync.result import Source, TargetResult
 
 logger = Logger(service=SERVICE, child=True)
-
-# The watermark's `applied` set also records the mapping rules the projection was made under,
-# as one entry with this prefix (no event href starts with it): a projection recorded under
-# other rules (docs/change-feed.md#decision) is not these rules' projection.
-_RULES_MARK = "mapping-rules:"
 
 
 @dataclass(frozen=True)
@@ -74,6 +69,7 @@ class Reading:
     source: Source | None
     desired: TagMap
     workloads: int
+    pairs: int  # of the whole estate, even when `desired` holds only a few IPs' pairs
     warnings: list[str]
     shared_ip_conflicts: int = 0
     only_ips: frozenset[str] | None = None
@@ -194,7 +190,7 @@ class Feed:
             return f"a {request.mode} run ({request.trigger}) always reads the whole inventory"
         if watermark.last_event_at is None or watermark.exported_at is None:
             return "no complete export recorded yet"
-        if _RULES_MARK + self._rules.fingerprint() not in watermark.applied:
+        if watermark.rules != self._rules.fingerprint():
             return "the mapping rules changed since the projection was recorded"
         if now - watermark.exported_at >= timedelta(minutes=self._settings.full_export_minutes):
             return f"FULL_EXPORT_MINUTES={self._settings.full_export_minutes} since the last export"
@@ -213,7 +209,8 @@ class Feed:
         reading.projection_generation = self._projections.current_generation()
         reading.full_projection = mapping.projection
         newest = max((event.timestamp for event in events), default=started)
-        reading.next_watermark = self._moved(watermark, events, max(newest, started), exported_at=started)
+        moved = self._moved(watermark, events, max(newest, started), exported_at=started)
+        reading.next_watermark = replace(moved, workloads=reading.workloads, pairs=reading.pairs)
         return reading
 
     @staticmethod
@@ -221,7 +218,8 @@ class Feed:
         return Reading(
             source="none",
             desired={},
-            workloads=0,
+            workloads=watermark.workloads,
+            pairs=watermark.pairs,
             warnings=[],
             only_ips=frozenset(),
             events_seen=events_seen,
@@ -238,23 +236,30 @@ class Feed:
         events: Sequence[PceEvent],
         decision: FeedDecision[PceEvent],
     ) -> Reading:
-        stored = store.load()
-        if not watermark.describes(stored):
+        fetched = {href: self._inventory.fetch_workload(href) for href in decision.workload_hrefs}
+        try:
+            stored = store.load_around(fetched.keys(), addresses(fetched, self._rules))
+        except SnapshotError as exc:
+            logger.info("full export", extra={"reason": f"the projection changed while read: {exc}"})
+            return self._export(watermark, events)
+        if stored is None or not watermark.describes(stored):
             logger.info("full export", extra={"reason": "the watermark does not describe the projection"})
             return self._export(watermark, events)
-        fetched = {href: self._inventory.fetch_workload(href) for href in decision.workload_hrefs}
         update = recompute(_claims(stored), fetched, self._rules)
+        workloads = watermark.workloads + _workloads_added(stored, update)
+        pairs = watermark.pairs - count_pairs(update.before) + count_pairs(update.after)
         return Reading(
             source="events",
             desired=update.after,
-            workloads=_count_after(stored, update),
+            workloads=workloads,
+            pairs=pairs,
             warnings=update.warnings,
             shared_ip_conflicts=update.conflicts_after,
             only_ips=update.ips,
             events_seen=len(events),
             workloads_fetched=len(fetched),
             watermark=watermark,
-            next_watermark=moved,
+            next_watermark=replace(moved, workloads=workloads, pairs=pairs),
             projection_generation=stored.generation,
             update=update,
             oldest_event_at=min(event.timestamp for event in decision.relevant),
@@ -271,13 +276,12 @@ class Feed:
         """The watermark once this run's events are applied: the hrefs still inside the next
         read-back window, and the rules the projection is recorded under."""
         window_start = last_event_at - self._policy.read_back
-        applied = {event.href for event in events if event.timestamp >= window_start}
-        applied.add(_RULES_MARK + self._rules.fingerprint())
         return replace(
             watermark,
             last_event_at=last_event_at,
-            applied=frozenset(applied),
+            applied=frozenset(event.href for event in events if event.timestamp >= window_start),
             exported_at=exported_at if exported_at is not None else watermark.exported_at,
+            rules=self._rules.fingerprint(),
         )
 
     def _now(self) -> datetime:
@@ -289,6 +293,7 @@ def _from_mapping(mapping: MappingResult, source: Source | None) -> Reading:
         source=source,
         desired=mapping.desired,
         workloads=mapping.workloads,
+        pairs=count_pairs(mapping.desired),
         warnings=mapping.warnings,
         shared_ip_conflicts=mapping.shared_ip_conflicts,
     )
@@ -298,10 +303,12 @@ def _claims(projection: Projection) -> dict[str, Claim]:
     return {href: Claim(href, ips, tags) for href, (ips, tags) in projection.entries.items()}
 
 
-def _count_after(stored: Projection, update: ProjectionUpdate) -> int:
-    """Workloads with a usable IP once the update applies."""
+def _workloads_added(stored: Projection, update: ProjectionUpdate) -> int:
+    """How many workloads the update adds to the count (negative: removes). A workload that
+    gains or loses its last usable address counts as added or removed: the projection does not
+    keep workloads without one, so the count is exact again at the next full export."""
     gone = sum(1 for href in update.changed if href in stored.entries)
-    return len(stored.entries) - gone + sum(1 for claim in update.changed.values() if claim is not None)
+    return sum(1 for claim in update.changed.values() if claim is not None) - gone
 
 
 def _entry(claim: Claim) -> ProjectionEntry:

@@ -40,7 +40,9 @@ class Lease:
 
     `holder` is the run id plus a random suffix, unique per acquire even when a Lambda retry
     reuses the request id; shard items are keyed by it so leftovers can be found and deleted.
-    `base` is the manifest as the lease wrote it, which the next swap builds on.
+    `base` is the manifest as the lease wrote it, which the next swap builds on. `part` names the
+    shards the holder read when it read only some (docs/snapshot.md#partial-reads): its swaps
+    rewrite only those, and every other shard stays as `base` names it.
     """
 
     target: str
@@ -50,6 +52,7 @@ class Lease:
     expires_at: float
     acquired_at: float
     base: Manifest = field(repr=False)
+    part: frozenset[int] | None = None
 
 
 class LeaseHeld(SnapshotConflict):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -40,8 +40,11 @@ from dagsync.shard_codec import (
     ShardOverflow,
     UnreadableShard,
     decode_shard,
+    encode_part,
     encode_shards,
+    key_hash,
     merge,
+    shards_of,
 )
 from dagsync.table import ConditionFailed, Table, number
 
@@ -58,10 +61,12 @@ _LOAD_ATTEMPTS = 3
 
 @dataclass(frozen=True, slots=True)
 class Loaded[V]:
-    """A committed generation: its manifest and its content."""
+    """A committed generation: its manifest and its content, or the content of the shards `part`
+    (None: every shard)."""
 
     manifest: Manifest
     parts: Parts[V]
+    part: frozenset[int] | None = None
 
 
 class ShardedPartition[V]:
@@ -98,19 +103,26 @@ class ShardedPartition[V]:
         item = self._table.get(pk, MANIFEST_KEY)
         return None if item is None else self.parse(pk, item)
 
-    def load(self, pk: str) -> Loaded[V] | None:
-        """The committed generation (one GetItem, one BatchGetItem per 100 shards), or None."""
+    def load(self, pk: str, keys: Iterable[str] | None = None) -> Loaded[V] | None:
+        """The committed generation (one GetItem, one BatchGetItem per 100 shards), or None.
+
+        With `keys`, only the shards that hold them are read (docs/snapshot.md#partial-reads):
+        the content is theirs alone, complete for those keys.
+        """
+        wanted = None if keys is None else list(keys)
         missing: list[str] = []
         for _ in range(_LOAD_ATTEMPTS):
             manifest = self.manifest(pk)
             if manifest is None:
                 return None
-            found = self._table.get_many(pk, [ref.key for ref in manifest.shards])
-            missing = [ref.key for ref in manifest.shards if ref.key not in found]
+            part = None if wanted is None else shards_of(wanted, manifest.shard_count)
+            refs = _refs(manifest, part)
+            found = self._table.get_many(pk, [ref.key for ref in refs])
+            missing = [ref.key for ref in refs if ref.key not in found]
             if not missing:
-                decoded = self._decode(pk, manifest.shards, found)
+                decoded = self._decode(pk, refs, found)
                 self._known[pk] = decoded
-                return Loaded(manifest, merge((decoded[ref.digest] for ref in manifest.shards), self._width))
+                return Loaded(manifest, merge((decoded[ref.digest] for ref in refs), self._width), part)
             logger.info(
                 "%s of %s changed while loading (shard %s is gone); reading it again",
                 self._kind,
@@ -121,6 +133,35 @@ class ShardedPartition[V]:
             f"{self._kind} of {pk!r} in table {self._table.name!r} is incomplete: shard item "
             f"{missing[0]!r} named by the manifest is missing after {_LOAD_ATTEMPTS} reads"
         )
+
+    def read_more(self, pk: str, loaded: Loaded[V], keys: Iterable[str]) -> Loaded[V]:
+        """`loaded` with the shards that hold `keys` read too, from the same generation; raises
+        SnapshotError when one of them is gone (another run committed meanwhile)."""
+        manifest, part = loaded.manifest, loaded.part
+        if part is None:
+            return loaded
+        more = shards_of(keys, manifest.shard_count) - part
+        if not more:
+            return loaded
+        refs = _refs(manifest, more)
+        found = self._table.get_many(pk, [ref.key for ref in refs])
+        gone = [ref.key for ref in refs if ref.key not in found]
+        if gone:
+            raise SnapshotError(
+                f"{self._kind} of {pk!r} in table {self._table.name!r} changed while this run read it: "
+                f"shard item {gone[0]!r} is gone"
+            )
+        decoded = self._decode(pk, refs, found)
+        self._known[pk] = {**self._known.get(pk, {}), **decoded}
+        parts = merge((loaded.parts, *(decoded[ref.digest] for ref in refs)), self._width)
+        return Loaded(manifest, parts, part | more)
+
+    def part_content(self, lease: Lease) -> Parts[V]:
+        """The content of the shards `lease.part` as `lease.base` names them (read at load)."""
+        if lease.part is None:
+            return self.content(lease.target, lease.base)
+        known = self._known.get(lease.target, {})
+        return merge((known[ref.digest] for ref in _refs(lease.base, lease.part)), self._width)
 
     def content(self, pk: str, manifest: Manifest) -> Parts[V]:
         """The content `manifest` names: remembered shards as they are, the others read."""
@@ -138,10 +179,18 @@ class ShardedPartition[V]:
         return merge((decoded[ref.digest] for ref in manifest.shards), self._width)
 
     def acquire(
-        self, pk: str, seen: Manifest | None, generation: int, run_id: str, lease_seconds: float
+        self,
+        pk: str,
+        seen: Manifest | None,
+        generation: int,
+        run_id: str,
+        lease_seconds: float,
+        *,
+        part: frozenset[int] | None = None,
     ) -> Lease:
-        """Take the lease for `generation`; a lease `seen` at load may be taken over if dead."""
-        return leases.take(
+        """Take the lease for `generation`; a lease `seen` at load may be taken over if dead.
+        `part`: the shards read, when not all were (the lease's swaps rewrite only those)."""
+        lease = leases.take(
             self._table,
             pk,
             generation=generation,
@@ -154,6 +203,7 @@ class ShardedPartition[V]:
             kind=self._kind,
             parse=partial(self.parse, pk),
         )
+        return lease if part is None else replace(lease, part=part)
 
     def swap(
         self,
@@ -170,14 +220,14 @@ class ShardedPartition[V]:
         listed as garbage, for `collect`.
         """
         pk, base = lease.target, lease.base
-        shards = self._encode(pk, maps, base)
+        shards = self._encode(pk, maps, lease)
         commit_id = secrets.token_hex(4)
         same_layout = len(shards) == base.shard_count
         refs: list[ShardRef] = []
         written: dict[str, Item] = {}
         for index, shard in enumerate(shards):
-            if same_layout and base.shards[index].digest == shard.digest:
-                refs.append(base.shards[index])
+            if shard is None or (same_layout and base.shards[index].digest == shard.digest):
+                refs.append(base.shards[index])  # kept: a partial commit's unread shard, or unchanged
                 continue
             key = shard_key(lease.holder, commit_id, index)
             refs.append(ShardRef(key, shard.digest))
@@ -203,9 +253,17 @@ class ShardedPartition[V]:
         if base.abandoned:
             item["abandoned"] = {"SS": sorted(base.abandoned)}
         self._put_manifest(lease, item, written)
-        self._known[pk] = {shard.digest: shard.parts for shard in shards}
+        self._known[pk] = {shard.digest: shard.parts for shard in shards if shard is not None}
         held = LeaseRecord(lease.holder, lease.run_id, lease.expires_at, lease.acquired_at) if hold else None
         return Manifest(lease.generation + 1, len(refs), tuple(refs), superseded, base.abandoned, held, item)
+
+    def advanced(self, lease: Lease, manifest: Manifest) -> Lease:
+        """The lease after a swap that kept it: it commits the generation after `manifest`, and
+        stays partial only while some shard of it was never read."""
+        known = self._known.get(lease.target, {})
+        whole = all(ref.digest in known for ref in manifest.shards)
+        part = None if whole or lease.part is None else lease.part
+        return replace(lease, generation=lease.generation + 1, base=manifest, part=part)
 
     def collect(self, pk: str, manifest: Manifest) -> Manifest:
         """Delete the garbage and the abandoned holders' items `manifest` lists; best effort.
@@ -231,13 +289,41 @@ class ShardedPartition[V]:
                 f"manifest of {pk!r} in table {self._table.name!r} is malformed: {error!r}"
             ) from None
 
-    def _encode(self, pk: str, maps: Sequence[Mapping[str, V]], base: Manifest) -> list[EncodedShard[V]]:
+    def _encode(self, pk: str, maps: Sequence[Mapping[str, V]], lease: Lease) -> list[EncodedShard[V] | None]:
+        """Every shard of the new generation; None for a shard a partial commit keeps unread."""
+        base, part = lease.base, lease.part
         known = self._known.get(pk, {})
         current = [(ref.digest, known[ref.digest]) if ref.digest in known else None for ref in base.shards]
+        if part is not None:
+            kept = {index: found for index, found in enumerate(current) if found is not None}
+            encoded = encode_part(
+                maps, self._codec, self._limits, count=base.shard_count, part=part, known=kept
+            )
+            if encoded is not None:
+                return [encoded.get(index) for index in range(base.shard_count)]
+            # The part no longer fits its shards: read the rest and commit the whole structure.
+            maps = self._whole(pk, maps, base, part)
+            known = self._known.get(pk, {})
+            current = [
+                (ref.digest, known[ref.digest]) if ref.digest in known else None for ref in base.shards
+            ]
         try:
-            return encode_shards(maps, self._codec, self._limits, current=base.shard_count, known=current)
+            return list(
+                encode_shards(maps, self._codec, self._limits, current=base.shard_count, known=current)
+            )
         except ShardOverflow as overflow:
             raise SnapshotError(f"{self._kind} of {pk!r} is too large: {overflow}") from None
+
+    def _whole(
+        self, pk: str, maps: Sequence[Mapping[str, V]], base: Manifest, part: frozenset[int]
+    ) -> Parts[V]:
+        """The whole structure: every shard outside `part` as committed, `maps` for the rest."""
+        committed = self.content(pk, base)
+        mask = base.shard_count - 1
+        return tuple(
+            {key: value for key, value in old.items() if key_hash(key) & mask not in part} | dict(new)
+            for old, new in zip(committed, maps, strict=True)
+        )
 
     def _put_manifest(
         self, lease: Lease, item: dict[str, AttributeValueTypeDef], written: Mapping[str, Item]
@@ -276,3 +362,10 @@ class ShardedPartition[V]:
                     f"{ref.key!r} cannot be decoded ({error})"
                 ) from None
         return decoded
+
+
+def _refs(manifest: Manifest, part: frozenset[int] | None) -> tuple[ShardRef, ...]:
+    """The shards of `manifest` that `part` names (all of them for None), in index order."""
+    if part is None:
+        return manifest.shards
+    return tuple(manifest.shards[index] for index in sorted(part))

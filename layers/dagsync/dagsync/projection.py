@@ -75,6 +75,13 @@ def recompute(
     )
 
 
+def addresses(fetched: Mapping[str, Workload | None], rules: MappingRules) -> frozenset[str]:
+    """The usable IPs the fetched workloads claim now, as the mapping settles them."""
+    mapper = Mapper(rules)
+    claims = (mapper.claim(workload) for workload in fetched.values() if workload is not None)
+    return frozenset(ip for claim in claims if claim is not None for ip in claim.ips)
+
+
 def updated(projection: Projection, changed: Mapping[str, Claim | None]) -> dict[str, Claim]:
     """The projection once `changed` is written to it."""
     return {claim.href: claim for claim in _updated_claims(projection, changed)}

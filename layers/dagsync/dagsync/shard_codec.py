@@ -83,6 +83,14 @@ def key_hash(key: str) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big")
 
 
+def shards_of(keys: Iterable[str], count: int) -> frozenset[int]:
+    """The indices of the shards that hold `keys` in a layout of `count` shards (none of none)."""
+    if not count:
+        return frozenset()
+    mask = count - 1
+    return frozenset(key_hash(key) & mask for key in keys)
+
+
 def shard_count(keys: int, current: int, limits: ShardLimits) -> int:
     """The current count while shards stay within bounds, else the power of two nearest the target."""
     if (
@@ -125,6 +133,36 @@ def encode_shards[V](
             return shards
         count *= 2
     raise ShardOverflow(len(hashes), limits.max_shards)
+
+
+def encode_part[V](
+    maps: Sequence[Mapping[str, V]],
+    codec: PayloadCodec[V],
+    limits: ShardLimits,
+    *,
+    count: int,
+    part: frozenset[int],
+    known: Mapping[int, tuple[str, Parts[V]]],
+) -> dict[int, EncodedShard[V]] | None:
+    """The shards `part` of a layout of `count` shards, from `maps` holding exactly their keys.
+
+    The layout is kept as it is: a partial commit cannot move keys between shards. None when a
+    key of `maps` belongs to another shard or a shard no longer fits an item; the caller then
+    commits the whole structure, which may choose another layout.
+    """
+    mask = count - 1
+    shares: dict[int, Parts[V]] = {index: tuple({} for _ in maps) for index in part}
+    for position, values in enumerate(maps):
+        for key, value in values.items():
+            share = shares.get(key_hash(key) & mask)
+            if share is None:
+                return None
+            share[position][key] = value
+    shards = {
+        index: _unchanged(parts, known.get(index)) or encode_shard(parts, codec)
+        for index, parts in shares.items()
+    }
+    return shards if all(_fits(shard, limits) for shard in shards.values()) else None
 
 
 def encode_shard[V](parts: Parts[V], codec: PayloadCodec[V]) -> EncodedShard[V]:

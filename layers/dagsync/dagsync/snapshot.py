@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dagsync.errors import SnapshotError
@@ -55,7 +55,11 @@ FORMAT = 1
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The pairs last recorded for a target; generation 0 means nothing was ever committed."""
+    """The pairs last recorded for a target; generation 0 means nothing was ever committed.
+
+    `part` None: the maps are the whole snapshot. Otherwise they hold only the shards `part`
+    (docs/snapshot.md#partial-reads), complete for every IP those shards hold.
+    """
 
     target: str
     generation: int
@@ -63,6 +67,14 @@ class Snapshot:
     uncertain: dict[str, frozenset[str]] = field(repr=False)
     manifest: Manifest = field(default_factory=Manifest, repr=False, compare=False)
     history: TargetHistory = field(default_factory=TargetHistory, compare=False)
+    part: frozenset[int] | None = None
+
+    @property
+    def recorded_pairs(self) -> int:
+        """Confirmed plus uncertain pairs of the whole generation, whether or not all was read."""
+        if self.part is None:
+            return count_pairs(self.confirmed) + count_pairs(self.uncertain)
+        return _count(self.manifest, "confirmed_pairs") + _count(self.manifest, "uncertain_pairs")
 
 
 class SnapshotStore:
@@ -113,15 +125,25 @@ class SnapshotStore:
     def requests(self) -> int:
         return self.table.requests
 
-    def load(self, target: str) -> Snapshot:
-        """Read the committed generation: one GetItem, then one BatchGetItem per 100 shards."""
-        loaded = self._partition.load(target)
+    def load(self, target: str, *, ips: Iterable[str] | None = None) -> Snapshot:
+        """Read the committed generation: one GetItem, then one BatchGetItem per 100 shards.
+
+        With `ips`, only the shards holding them are read (a targeted update's few addresses),
+        and the lease taken on this snapshot commits only those shards.
+        """
+        loaded = self._partition.load(target, ips)
         if loaded is None:
             return Snapshot(target, 0, {}, {})
         confirmed, uncertain = loaded.parts
         manifest = loaded.manifest
         return Snapshot(
-            target, manifest.generation, confirmed, uncertain, manifest, self._history(target, manifest)
+            target,
+            manifest.generation,
+            confirmed,
+            uncertain,
+            manifest,
+            self._history(target, manifest),
+            loaded.part,
         )
 
     def histories(self, targets: Sequence[str]) -> dict[str, TargetHistory]:
@@ -146,7 +168,7 @@ class SnapshotStore:
         commit deletes whatever shard items it wrote.
         """
         return self._partition.acquire(
-            snapshot.target, snapshot.manifest, snapshot.generation, run_id, lease_seconds
+            snapshot.target, snapshot.manifest, snapshot.generation, run_id, lease_seconds, part=snapshot.part
         )
 
     def checkpoint(self, lease: Lease, confirmed: TagMap, uncertain: TagMap) -> Lease:
@@ -155,7 +177,7 @@ class SnapshotStore:
         or a kill part-way through sending leaves a snapshot that accounts for every pair sent."""
         history = self._history(lease.target, lease.base)
         manifest = self._swap(lease, confirmed, uncertain, history, hold=True)
-        return replace(lease, generation=lease.generation + 1, base=manifest)
+        return self._partition.advanced(lease, manifest)
 
     def commit(
         self, lease: Lease, confirmed: TagMap, uncertain: TagMap, *, outcome: RunOutcome | None = None
@@ -224,10 +246,14 @@ class SnapshotStore:
     def _swap(
         self, lease: Lease, confirmed: TagMap, uncertain: TagMap, history: TargetHistory, *, hold: bool
     ) -> Manifest:
+        counts = _Counts.of(confirmed, uncertain)
+        if lease.part is not None:
+            # Only some shards are rewritten: the totals move by what changed in them.
+            counts = _Counts.recorded(lease.base) - _Counts.of(*self._partition.part_content(lease)) + counts
         attributes: dict[str, AttributeValueTypeDef] = {
-            "ips": number(len(confirmed.keys() | uncertain.keys())),
-            "confirmed_pairs": number(count_pairs(confirmed)),
-            "uncertain_pairs": number(count_pairs(uncertain)),
+            "ips": number(counts.ips),
+            "confirmed_pairs": number(counts.confirmed_pairs),
+            "uncertain_pairs": number(counts.uncertain_pairs),
         }
         if history != TargetHistory():
             attributes["history"] = _history_attribute(history)
@@ -243,6 +269,44 @@ class SnapshotStore:
             raise SnapshotError(
                 f"manifest of {target!r} in table {self.table.name!r} is malformed: history {error!r}"
             ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Counts:
+    """The totals a snapshot manifest records."""
+
+    ips: int
+    confirmed_pairs: int
+    uncertain_pairs: int
+
+    @classmethod
+    def of(cls, confirmed: TagMap, uncertain: TagMap) -> _Counts:
+        return cls(len(confirmed.keys() | uncertain.keys()), count_pairs(confirmed), count_pairs(uncertain))
+
+    @classmethod
+    def recorded(cls, manifest: Manifest) -> _Counts:
+        return cls(
+            _count(manifest, "ips"), _count(manifest, "confirmed_pairs"), _count(manifest, "uncertain_pairs")
+        )
+
+    def __add__(self, other: _Counts) -> _Counts:
+        return _Counts(
+            self.ips + other.ips,
+            self.confirmed_pairs + other.confirmed_pairs,
+            self.uncertain_pairs + other.uncertain_pairs,
+        )
+
+    def __sub__(self, other: _Counts) -> _Counts:
+        return _Counts(
+            self.ips - other.ips,
+            self.confirmed_pairs - other.confirmed_pairs,
+            self.uncertain_pairs - other.uncertain_pairs,
+        )
+
+
+def _count(manifest: Manifest, name: str) -> int:
+    value = manifest.item.get(name)
+    return 0 if value is None else int(value["N"])
 
 
 class _TagMapsCodec:

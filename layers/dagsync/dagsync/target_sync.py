@@ -6,7 +6,7 @@ commit what the device confirmed, and arm the canary.
 """
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -70,7 +70,7 @@ class Device(Protocol):
 
 
 class Store(Protocol):
-    def load(self, target: str) -> Snapshot: ...
+    def load(self, target: str, *, ips: Iterable[str] | None = None) -> Snapshot: ...
 
     def acquire(self, snapshot: Snapshot, run_id: str, lease_seconds: float) -> Lease: ...
 
@@ -272,14 +272,19 @@ class TargetSync:
             )
 
     def _sync(self, run: _TargetRun) -> None:
-        snapshot = run.snapshot = self._store.load(run.target.name)
+        # A targeted update reads only the shards of its IPs (docs/snapshot.md#partial-reads).
+        snapshot = run.snapshot = self._store.load(run.target.name, ips=run.only_ips)
         drift_reason = self._drift_reason(run.request, snapshot, run.device)
         if drift_reason is not None and run.only_ips is not None:
             self._needs_whole_inventory(run, drift_reason)
             return
         answer = self._cut_to_tags_in_use(run, reconcile=drift_reason is not None)
         plan, confirmed, uncertain = self._plan(run, snapshot, drift_reason)
-        previous_pairs = count_pairs(confirmed) + count_pairs(uncertain)
+        previous_pairs = (
+            count_pairs(confirmed) + count_pairs(uncertain)
+            if snapshot.part is None
+            else snapshot.recorded_pairs
+        )
         blocked = self._blocked(run, plan, previous_pairs, snapshot.history)
         if run.dry_run:
             self._describe_dry_run(run, plan, confirmed, answer, blocked=blocked)
