@@ -1,11 +1,13 @@
 """PceClient against the PCE emulator over loopback HTTP."""
 
+import base64
 import json
 import socket
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import trustme
@@ -790,3 +792,22 @@ def test_secret_never_appears_in_errors(
     error = _fetch_error(make_client(credentials=credentials, base_url=base_url, deadline=60.0))
 
     assert secret not in _error_texts(error)
+
+
+@pytest.mark.parametrize("spelling", ["url-encoded", "basic-header"])
+def test_a_secret_echoed_in_another_spelling_is_masked_in_errors(
+    pce: PceEmulator, make_client: MakeClient, spelling: str
+) -> None:
+    secret = "s3cret/with+signs&more=9f1c"
+    echoed = {
+        "url-encoded": quote(secret, safe=""),
+        "basic-header": base64.b64encode(f"{pce.auth_username}:{secret}".encode()).decode(),
+    }[spelling]
+    pce.secret = secret
+    pce.load_estate(generate_estate(5, seed=1))
+    pce.datafile_body = json.dumps([{"href": echoed, "labels": echoed}]).encode()
+    credentials = PceCredentials(auth_username=pce.auth_username, secret=secret)
+
+    error = _fetch_error(make_client(credentials=credentials, deadline=60.0))
+
+    assert echoed not in _error_texts(error)

@@ -48,6 +48,7 @@ from dagsync.pce_parse import (
     rfc3339,
     workload_href,
 )
+from dagsync.redact import mask
 from dagsync.retry import Retrier, RetriesExhausted, Retryable, RetryPolicy
 
 __all__ = [
@@ -144,7 +145,8 @@ class PceClient:
         self._timeout = timeout
         self._limits = limits
         self._session = new_session(tls_verify(verify_tls, credentials.ca_bundle))
-        self._session.auth = (credentials.auth_username, self._secret)
+        self._username = credentials.auth_username
+        self._session.auth = (self._username, self._secret)
         self._session.headers["Accept"] = "application/json"
         self._session.headers["User-Agent"] = f"dagsync/{__version__}"
         self._label_table: LabelTable | None = None
@@ -549,7 +551,7 @@ class PceClient:
 
     def _scrub(self, text: str) -> str:
         """Text from the server or the parser, with the secret masked should it ever echo it."""
-        return text.replace(self._secret, "***") if self._secret else text
+        return mask(text, [self._secret], basic_pairs=[(self._username, self._secret)])
 
 
 def _suffix(detail: str, before: str = ": ", after: str = "") -> str:
