@@ -42,7 +42,7 @@ class Rig:
 
     def client(self, credentials: PanosCredentials | None = None, **kwargs: Any) -> PanosClient:
         kwargs.setdefault("retry", FAST)
-        kwargs.setdefault("timeout", 5.0)
+        kwargs.setdefault("timeout", 30.0)  # loopback; a loaded CI machine can stall for seconds
         kwargs.setdefault("key_cache", self.keys)
         kwargs.setdefault("sleep", self.sleeps.append)
         return PanosClient(self.url, credentials or PanosCredentials(api_key=API_KEY), **kwargs)
