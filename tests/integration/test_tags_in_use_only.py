@@ -243,6 +243,31 @@ class TestMembershipPlan:
         assert (changes["development"]["joins"], changes["development"]["leaves"]) == ([], ["10.1.0.1"])
         assert (changes["web"]["joins"], changes["web"]["leaves"]) == ([], [])
 
+    def test_the_dry_run_for_a_relabel_into_quarantine_names_the_workload_s_hostname(self, deployment, pce):
+        deployment.invoke(SCHEDULED)
+        pce.relabel("/orgs/1/workloads/web1", "env", "Quarantine")
+        changes = {
+            change["dag"]: change for change in deployment.invoke(DRY_RUN)["targets"][0]["dag_changes"]
+        }
+        assert changes["quarantine"]["hostnames"] == {"10.1.0.1": "web1"}
+        assert changes["development"]["hostnames"] == {"10.1.0.1": "web1"}
+        assert "hostnames" not in changes["web"]
+
+    def test_a_scheduled_dry_run_through_the_feed_names_the_fetched_workload_s_hostname(
+        self, deployment, pce, monkeypatch
+    ):
+        deployment.invoke(SCHEDULED)
+        pce.relabel("/orgs/1/workloads/web1", "env", "Quarantine")
+        monkeypatch.setenv("DRY_RUN", "true")
+        summary = deployment.invoke(SCHEDULED)
+        changes = {change["dag"]: change for change in summary["targets"][0]["dag_changes"]}
+        assert (summary["source"], summary["workloads_fetched"]) == ("events", 1)
+        assert (changes["quarantine"]["joins"], changes["development"]["leaves"]) == (
+            ["10.1.0.1"],
+            ["10.1.0.1"],
+        )
+        assert changes["quarantine"]["hostnames"] == {"10.1.0.1": "web1"}
+
     def test_a_filter_that_cannot_be_evaluated_is_listed_as_such(self, deployment, pce):
         deployment.invoke(SCHEDULED)
         pce.relabel("/orgs/1/workloads/web1", "env", "Quarantine")
