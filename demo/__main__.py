@@ -1,7 +1,8 @@
 """Runs the real handler against the emulators, changing the estate in between.
 
 Prints each run's summary and the membership of a few Dynamic Address Groups, as an
-operator would see them on Panorama.
+operator would see them on Panorama; first, what TAGS_IN_USE_ONLY would cut for these DAGs, and
+before run 2, the membership plan of a dry run.
 """
 
 import json
@@ -15,6 +16,7 @@ os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
 from dagsync.__main__ import render_plan
 from dagsync.result import DagChange, RunResult, TargetResult
+from dagsync.tags_in_use import tags_named
 from emulators.local import LocalDeployment
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator
@@ -82,6 +84,24 @@ def show(title: str, summary: dict[str, Any], panos: PanosEmulator) -> None:
         print(f"  {name:<14} {dag_filter:<55} {members}")
 
 
+def show_tags_in_use_cut(deployment: LocalDeployment) -> None:
+    """What TAGS_IN_USE_ONLY would save here: a dry run under it beside the estate's own count."""
+    previous = os.environ.get("TAGS_IN_USE_ONLY")
+    os.environ["TAGS_IN_USE_ONLY"] = "true"  # the function reads its settings on every invocation
+    try:
+        plan = deployment.invoke({"dry_run": True})
+    finally:
+        os.environ.pop("TAGS_IN_USE_ONLY")
+        if previous is not None:
+            os.environ["TAGS_IN_USE_ONLY"] = previous
+    in_use = sorted(set().union(*(tags_named(dag_filter, "illumio.") for dag_filter in DAGS.values())))
+    cut, every = len(plan["targets"][0]["plan"]["register"]), plan["pairs"]
+    print("\n=== dry run with TAGS_IN_USE_ONLY=true: only the tags some DAG names (nothing sent) ===")
+    print(f"tags the {len(DAGS)} DAGs name: {', '.join(in_use)}")
+    print(f"pairs registered: {cut} with TAGS_IN_USE_ONLY=true, {every} without ({every - cut} saved)")
+    print(f"run 1 below runs without it and registers all {every}")
+
+
 def main() -> None:
     pce = PceEmulator(workloads=ESTATE)
     pce.retry_after, pce.running_polls = 0, 0
@@ -96,6 +116,7 @@ def main() -> None:
         print(f"PCE emulator     {deployment.env['PCE_URL']}")
         print(f"PAN-OS emulator  {deployment.env['PANOS_URL']} (Panorama)")
         print("AWS              moto (DynamoDB table and two secrets)")
+        show_tags_in_use_cut(deployment)
         show("run 1: first sync (events/scheduled.json)", deployment.invoke(scheduled), panos)
 
         print("\nChanging the estate on the PCE:")

@@ -9,6 +9,7 @@ from dagsync.tags_in_use import (
     PERMISSION_HINT,
     Definition,
     TagsInUse,
+    TagsInUseAnswer,
     TagsInUsePolicy,
     TagsInUseUnavailable,
     UnreadableFilter,
@@ -146,6 +147,14 @@ def test_the_digest_changes_with_a_filter():
 # -- reading, caching and refreshing ---------------------------------------------------------
 
 
+def synced(tags_in_use: TagsInUse, device: Device, now: float, *, reconcile: bool = False) -> TagsInUseAnswer:
+    """A read followed by a sync of the whole estate that applied it, as target_sync does."""
+    answer = tags_in_use.for_target(TARGET, device, reconcile=reconcile, now=now)
+    if answer.changed:
+        assert tags_in_use.record(TARGET, answer) is None
+    return answer
+
+
 def test_tags_named_by_any_dag_in_any_location_are_in_use(tags_in_use, clock):
     device = Device(Dag("prod", f"'{PROD}'"), Dag("web", f"'{WEB}'", "device-group:DG1"))
     answer = tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())
@@ -160,25 +169,39 @@ def test_a_device_with_no_dag_naming_our_tags_has_none_in_use(tags_in_use, clock
     assert answer.fresh
 
 
-def test_the_first_read_is_cached_with_its_digest_and_time(tags_in_use, cache, clock):
+def test_a_first_read_is_a_change_from_no_set_synced(tags_in_use, clock):
+    answer = tags_in_use.for_target(TARGET, Device(Dag("prod", f"'{PROD}'")), reconcile=False, now=clock())
+    assert (answer.changed, answer.synced) == (True, None)
+    assert answer.change() == "no set of tags in use has been synced to this target yet"
+
+
+def test_a_new_set_is_not_cached_until_a_sync_applies_it(tags_in_use, cache, clock):
+    tags_in_use.for_target(TARGET, Device(Dag("prod", f"'{PROD}'")), reconcile=False, now=clock())
+    assert cache.writes == []
+
+
+def test_a_recorded_set_is_cached_with_its_digest_and_the_time_it_was_read(tags_in_use, cache, clock):
     dags = (Dag("prod", f"'{PROD}'"),)
-    tags_in_use.for_target(TARGET, Device(*dags), reconcile=False, now=clock())
-    assert cache.writes == [Cached(frozenset({PROD}), definitions_digest(dags, PREFIX), clock())]
+    answer = tags_in_use.for_target(TARGET, Device(*dags), reconcile=False, now=clock())
+    clock.advance(30)  # the sync that applied it
+    tags_in_use.record(TARGET, answer)
+    assert cache.writes == [Cached(frozenset({PROD}), definitions_digest(dags, PREFIX), clock() - 30)]
 
 
 def test_a_set_read_less_than_five_minutes_ago_is_used_without_reading(tags_in_use, clock):
     device = Device(Dag("prod", f"'{PROD}'"))
-    tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())
+    synced(tags_in_use, device, clock())
     clock.advance(299)
     answer = tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())
     assert device.reads == 1
     assert answer.tags == {PROD}
     assert answer.fresh
+    assert not answer.changed
 
 
 def test_a_set_five_minutes_old_is_read_again(tags_in_use, clock):
     device = Device(Dag("prod", f"'{PROD}'"))
-    tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())
+    synced(tags_in_use, device, clock())
     clock.advance(300)
     tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())
     assert device.reads == 2
@@ -187,7 +210,7 @@ def test_a_set_five_minutes_old_is_read_again(tags_in_use, clock):
 def test_the_refresh_interval_is_the_policy_s(cache, clock):
     tags_in_use = TagsInUse(cache, prefix=PREFIX, policy=TagsInUsePolicy(refresh_seconds=60))
     device = Device(Dag("prod", f"'{PROD}'"))
-    tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())
+    synced(tags_in_use, device, clock())
     clock.advance(60)
     tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())
     assert device.reads == 2
@@ -195,17 +218,27 @@ def test_the_refresh_interval_is_the_policy_s(cache, clock):
 
 def test_unchanged_definitions_read_again_only_refresh_the_read_time(tags_in_use, cache, clock):
     device = Device(Dag("prod", f"'{PROD}'"))
-    tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())
+    synced(tags_in_use, device, clock())
     for _ in range(10):  # a run a minute for ten minutes
         clock.advance(60)
-        tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())
+        assert not tags_in_use.for_target(TARGET, device, reconcile=False, now=clock()).changed
     assert [write.read_at - cache.writes[0].read_at for write in cache.writes] == [0, 300, 600]
     assert {write.digest for write in cache.writes} == {cache.writes[0].digest}
 
 
+def test_definitions_changed_without_changing_the_tags_are_recorded_at_once(tags_in_use, cache, clock):
+    device = Device(Dag("prod", f"'{PROD}'"))
+    synced(tags_in_use, device, clock())
+    device.dags = [Dag("production", f"'{PROD}'")]  # renamed: the same tag in use
+    clock.advance(300)
+    answer = tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())
+    assert not answer.changed
+    assert cache.writes[-1] == Cached(frozenset({PROD}), answer.digest, clock())
+
+
 def test_a_reconcile_reads_even_a_fresh_set(tags_in_use, clock):
     device = Device(Dag("prod", f"'{PROD}'"))
-    tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())
+    synced(tags_in_use, device, clock())
     clock.advance(10)
     tags_in_use.for_target(TARGET, device, reconcile=True, now=clock())
     assert device.reads == 2
@@ -213,57 +246,73 @@ def test_a_reconcile_reads_even_a_fresh_set(tags_in_use, clock):
 
 def test_a_reconcile_that_finds_the_same_definitions_writes_nothing(tags_in_use, cache, clock):
     device = Device(Dag("prod", f"'{PROD}'"))
-    tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())
+    synced(tags_in_use, device, clock())
     clock.advance(10)
     tags_in_use.for_target(TARGET, device, reconcile=True, now=clock())
     assert len(cache.writes) == 1
 
 
-def test_a_reconcile_that_finds_changed_definitions_writes_them(tags_in_use, cache, clock):
+def test_a_reconcile_that_finds_changed_definitions_leaves_them_to_the_sync(tags_in_use, cache, clock):
     device = Device(Dag("prod", f"'{PROD}'"))
-    tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())
+    synced(tags_in_use, device, clock())
     device.dags.append(Dag("web", f"'{WEB}'"))
     clock.advance(10)
-    tags_in_use.for_target(TARGET, device, reconcile=True, now=clock())
-    assert cache.writes[-1].tags == {PROD, WEB}
+    answer = tags_in_use.for_target(TARGET, device, reconcile=True, now=clock())
+    assert (answer.tags, answer.synced) == ({PROD, WEB}, {PROD})
+    assert len(cache.writes) == 1
 
 
 def test_a_dag_added_on_the_device_brings_its_tags_in_at_the_next_read(tags_in_use, clock):
     device = Device(Dag("prod", f"'{PROD}'"))
-    tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())
+    synced(tags_in_use, device, clock())
     device.dags.append(Dag("quarantine", f"'{QUARANTINE}'"))
     clock.advance(300)
-    assert tags_in_use.for_target(TARGET, device, reconcile=False, now=clock()).tags == {PROD, QUARANTINE}
+    answer = tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())
+    assert (answer.tags, answer.changed) == ({PROD, QUARANTINE}, True)
+    assert answer.change() == "the DAGs on the device now name other tags (1 in use added, 0 removed)"
 
 
 def test_a_dag_removed_from_the_device_takes_its_tags_out_at_the_next_read(tags_in_use, clock):
     device = Device(Dag("prod", f"'{PROD}'"), Dag("web", f"'{WEB}'"))
-    tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())
+    synced(tags_in_use, device, clock())
     device.dags.pop()
     clock.advance(300)
-    assert tags_in_use.for_target(TARGET, device, reconcile=False, now=clock()).tags == {PROD}
+    answer = tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())
+    assert (answer.tags, answer.changed) == ({PROD}, True)
+    assert answer.change() == "the DAGs on the device now name other tags (0 in use added, 1 removed)"
+
+
+def test_a_change_not_applied_is_found_again_at_the_next_read(tags_in_use, clock):
+    # A quiet feed run, a dry run, a blocked or failed sync: nothing recorded the new set.
+    device = Device(Dag("prod", f"'{PROD}'"))
+    synced(tags_in_use, device, clock())
+    device.dags.append(Dag("web", f"'{WEB}'"))
+    clock.advance(300)
+    tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())
+    clock.advance(60)
+    assert tags_in_use.for_target(TARGET, device, reconcile=False, now=clock()).changed
 
 
 def test_the_answer_carries_the_definitions_only_when_it_read_them(tags_in_use, clock):
     dag = Dag("prod", f"'{PROD}'")
     device = Device(dag)
-    assert tags_in_use.for_target(TARGET, device, reconcile=False, now=clock()).definitions == (dag,)
+    assert synced(tags_in_use, device, clock()).definitions == (dag,)
     assert tags_in_use.for_target(TARGET, device, reconcile=False, now=clock()).definitions is None
 
 
 def test_each_target_has_its_own_set(tags_in_use, cache, clock):
-    tags_in_use.for_target("fw1", Device(Dag("prod", f"'{PROD}'")), reconcile=False, now=clock())
-    tags_in_use.for_target("fw2", Device(Dag("web", f"'{WEB}'")), reconcile=False, now=clock())
+    for target, dag in (("fw1", Dag("prod", f"'{PROD}'")), ("fw2", Dag("web", f"'{WEB}'"))):
+        tags_in_use.record(target, tags_in_use.for_target(target, Device(dag), reconcile=False, now=clock()))
     assert cache.items["fw1"].tags == {PROD}
     assert cache.items["fw2"].tags == {WEB}
 
 
-def test_a_set_cut_under_another_prefix_is_read_again(cache, clock):
+def test_a_set_cut_under_another_prefix_is_read_again_and_counts_as_none_synced(cache, clock):
     cache.items[TARGET] = Cached(frozenset({"acme.env.Production"}), "digest", clock())
     device = Device(Dag("prod", f"'{PROD}'"))
     answer = TagsInUse(cache, prefix=PREFIX).for_target(TARGET, device, reconcile=False, now=clock())
     assert device.reads == 1
-    assert answer.tags == {PROD}
+    assert (answer.tags, answer.synced) == ({PROD}, None)
 
 
 def test_a_read_time_ahead_of_the_clock_is_not_trusted(tags_in_use, cache, clock):
@@ -272,9 +321,20 @@ def test_a_read_time_ahead_of_the_clock_is_not_trusted(tags_in_use, cache, clock
     assert tags_in_use.for_target(TARGET, device, reconcile=False, now=clock()).tags == {PROD}
 
 
-def test_a_cache_write_that_fails_warns_and_the_set_read_is_used(tags_in_use, cache, clock):
+def test_a_record_that_fails_warns_and_the_next_run_reads_again(tags_in_use, cache, clock):
     cache.refuse_writes = True
     answer = tags_in_use.for_target(TARGET, Device(Dag("prod", f"'{PROD}'")), reconcile=False, now=clock())
+    warning = tags_in_use.record(TARGET, answer)
+    assert warning is not None
+    assert "could not be cached" in warning
+
+
+def test_a_refresh_that_cannot_be_cached_warns_and_the_set_read_is_used(tags_in_use, cache, clock):
+    device = Device(Dag("prod", f"'{PROD}'"))
+    synced(tags_in_use, device, clock())
+    cache.refuse_writes = True
+    clock.advance(300)
+    answer = tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())
     assert answer.tags == {PROD}
     assert answer.fresh
     assert answer.warning is not None
@@ -286,12 +346,13 @@ def test_a_cache_write_that_fails_warns_and_the_set_read_is_used(tags_in_use, ca
 
 def test_a_refused_read_keeps_the_last_set_and_warns_naming_the_permission(tags_in_use, clock):
     device = Device(Dag("prod", f"'{PROD}'"))
-    tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())
+    synced(tags_in_use, device, clock())
     device.error = refused()
     clock.advance(600)
     answer = tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())
     assert answer.tags == {PROD}
     assert not answer.fresh
+    assert not answer.changed
     assert answer.read_at == clock() - 600
     assert answer.warning is not None
     assert TARGET in answer.warning
@@ -301,7 +362,7 @@ def test_a_refused_read_keeps_the_last_set_and_warns_naming_the_permission(tags_
 
 def test_a_refused_read_writes_nothing(tags_in_use, cache, clock):
     device = Device(Dag("prod", f"'{PROD}'"))
-    tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())
+    synced(tags_in_use, device, clock())
     device.error = refused()
     clock.advance(600)
     tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())
@@ -310,7 +371,7 @@ def test_a_refused_read_writes_nothing(tags_in_use, cache, clock):
 
 def test_a_refused_read_on_a_reconcile_keeps_the_last_set(tags_in_use, clock):
     device = Device(Dag("prod", f"'{PROD}'"))
-    tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())
+    synced(tags_in_use, device, clock())
     device.error = refused()
     answer = tags_in_use.for_target(TARGET, device, reconcile=True, now=clock())
     assert answer.tags == {PROD}
@@ -319,7 +380,7 @@ def test_a_refused_read_on_a_reconcile_keeps_the_last_set(tags_in_use, clock):
 
 def test_an_unreadable_filter_keeps_the_last_set_and_warns_naming_the_dag(tags_in_use, clock):
     device = Device(Dag("prod", f"'{PROD}'"))
-    tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())
+    synced(tags_in_use, device, clock())
     device.dags.append(Dag("broken", f"'{WEB}", "device-group:DG1"))
     clock.advance(300)
     answer = tags_in_use.for_target(TARGET, device, reconcile=False, now=clock())

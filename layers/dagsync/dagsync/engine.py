@@ -115,7 +115,13 @@ class SyncEngine:
             result.targets = run_in_parallel(
                 self._settings.targets,
                 lambda target: self._targets.sync(
-                    target, reading.desired, request, dry_run, budget, only_ips=reading.only_ips
+                    target,
+                    reading.desired,
+                    request,
+                    dry_run,
+                    budget,
+                    hostnames=reading.hostnames,
+                    only_ips=reading.only_ips,
                 ),
                 workers=self._settings.panos_max_concurrency,
                 first=self._left_unfinished(),

@@ -6,8 +6,8 @@ watermark (docs/change-feed.md#watermark). The engine sends; this module only re
 """
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -17,7 +17,7 @@ from dagsync.change_events import FeedDecision, classify
 from dagsync.config import Settings
 from dagsync.errors import PceError, SnapshotError
 from dagsync.events import SyncRequest
-from dagsync.mapping import Claim, Mapper, MappingResult, MappingRules
+from dagsync.mapping import Claim, Mapper, MappingResult, MappingRules, hostnames_by_ip
 from dagsync.models import TagMap, Workload, count_pairs
 from dagsync.observability import SERVICE
 from dagsync.pce_parse import PceEvent
@@ -64,6 +64,9 @@ class Reading:
 
     `only_ips` None: `desired` is the whole estate. An empty set: nothing changed, each target
     checks its canary only. Otherwise `desired` holds the pairs of exactly those IPs.
+    `hostnames` (ip -> the hostnames of the workloads on it, where known) name the members of a
+    dry run's membership plan: every workload's on a full export, the fetched workloads' on a
+    targeted update; other runs leave it empty rather than spend time and memory on it.
     """
 
     source: Source | None
@@ -75,6 +78,7 @@ class Reading:
     only_ips: frozenset[str] | None = None
     events_seen: int | None = None
     workloads_fetched: int | None = None
+    hostnames: dict[str, str] = field(default_factory=dict)
     # What `finish` records; None when the feed is off.
     watermark: Watermark | None = None
     next_watermark: Watermark | None = None
@@ -114,21 +118,22 @@ class Feed:
     def read(self, request: SyncRequest) -> Reading:
         """The desired state, or the delta; raises PceError when the inventory cannot be read."""
         store = self._projections
+        names = request.dry_run or self._settings.dry_run  # a membership plan names the workloads
         if store is None:
-            return self._export(None, ())
+            return self._export(None, (), hostnames=names)
         watermark = store.load_watermark()
         reason = self._export_due(request, watermark, self._now())
         last_event_at = watermark.last_event_at
         if reason is not None or last_event_at is None:
             logger.info("full export", extra={"reason": reason})
-            return self._export(watermark, ())
+            return self._export(watermark, (), hostnames=names)
         try:
             events = self._inventory.fetch_events(
                 last_event_at - self._policy.read_back, max_results=self._policy.max_results
             )
         except PceError as exc:
             logger.warning("events unreadable; full export", extra={"error": str(exc)})
-            return self._export(watermark, ())
+            return self._export(watermark, (), hostnames=names)
         decision = classify(
             events,
             applied=watermark.applied,
@@ -137,12 +142,12 @@ class Feed:
         )
         if decision.action == "full":
             logger.info("full export", extra={"reason": decision.reason})
-            return self._export(watermark, events)
+            return self._export(watermark, events, hostnames=names)
         newest = max((event.timestamp for event in events), default=last_event_at)
         moved = self._moved(watermark, events, max(newest, last_event_at))
         if decision.action == "nothing":
             return self._nothing(watermark, moved, len(events))
-        return self._targeted(store, watermark, moved, events, decision)
+        return self._targeted(store, watermark, moved, events, decision, hostnames=names)
 
     def finish(self, reading: Reading, targets: Sequence[TargetResult], dry_run: bool) -> float | None:
         """After every target: record the projection and the watermark (only when every target
@@ -198,10 +203,13 @@ class Feed:
             return "the watermark is older than the events history the feed trusts"
         return None
 
-    def _export(self, watermark: Watermark | None, events: Sequence[PceEvent]) -> Reading:
+    def _export(self, watermark: Watermark | None, events: Sequence[PceEvent], *, hostnames: bool) -> Reading:
         started = self._now()
-        mapping = Mapper(self._rules).map(self._inventory.fetch_workloads())
+        workloads = self._inventory.fetch_workloads()
+        mapping = Mapper(self._rules).map(workloads)
         reading = _from_mapping(mapping, "export" if watermark is not None else None)
+        if hostnames:
+            reading.hostnames = hostnames_by_ip(workloads, mapping.projection)
         if watermark is None or self._projections is None:
             return reading
         reading.events_seen = len(events) if events else None
@@ -235,16 +243,18 @@ class Feed:
         moved: Watermark,
         events: Sequence[PceEvent],
         decision: FeedDecision[PceEvent],
+        *,
+        hostnames: bool,
     ) -> Reading:
         fetched = {href: self._inventory.fetch_workload(href) for href in decision.workload_hrefs}
         try:
             stored = store.load_around(fetched.keys(), addresses(fetched, self._rules))
         except SnapshotError as exc:
             logger.info("full export", extra={"reason": f"the projection changed while read: {exc}"})
-            return self._export(watermark, events)
+            return self._export(watermark, events, hostnames=hostnames)
         if stored is None or not watermark.describes(stored):
             logger.info("full export", extra={"reason": "the watermark does not describe the projection"})
-            return self._export(watermark, events)
+            return self._export(watermark, events, hostnames=hostnames)
         update = recompute(_claims(stored), fetched, self._rules)
         workloads = watermark.workloads + _workloads_added(stored, update)
         pairs = watermark.pairs - count_pairs(update.before) + count_pairs(update.after)
@@ -258,6 +268,7 @@ class Feed:
             only_ips=update.ips,
             events_seen=len(events),
             workloads_fetched=len(fetched),
+            hostnames=_fetched_hostnames(fetched, stored, update) if hostnames else {},
             watermark=watermark,
             next_watermark=replace(moved, workloads=workloads, pairs=pairs),
             projection_generation=stored.generation,
@@ -297,6 +308,16 @@ def _from_mapping(mapping: MappingResult, source: Source | None) -> Reading:
         warnings=mapping.warnings,
         shared_ip_conflicts=mapping.shared_ip_conflicts,
     )
+
+
+def _fetched_hostnames(
+    fetched: Mapping[str, Workload | None], stored: Projection, update: ProjectionUpdate
+) -> dict[str, str]:
+    """The fetched workloads' hostnames on every IP they had or now have."""
+    present = [workload for workload in fetched.values() if workload is not None]
+    had = {href: Claim(href, *stored.entries[href]) for href in fetched if href in stored.entries}
+    has = {href: claim for href, claim in update.changed.items() if claim is not None}
+    return hostnames_by_ip(present, had) | hostnames_by_ip(present, has)
 
 
 def _claims(projection: Projection) -> dict[str, Claim]:

@@ -4,6 +4,12 @@ With `TAGS_IN_USE_ONLY=true` the engine cuts the desired pairs to this set befor
 set comes from the DAG definitions on the device, cached per target in the snapshot table with a
 digest of those definitions, and read again at most every few minutes and on every reconcile.
 
+The cached set is the one the target was last synced with: a read that finds the same set is
+recorded at once (only its time and digest move), but a read that finds another set is recorded
+only once a sync has applied it to the whole estate (`TagsInUse.record`). So a run that cannot
+apply it (a quiet feed run, a targeted update, a dry run, a run that fails or is blocked) leaves
+the old set cached, and the next run to read the definitions finds the change again.
+
 Which tags a filter names is decided lexically, not by evaluating it: every quoted string counts,
 and so does a bare word outside quotes that starts with TAG_PREFIX. A filter that cannot be
 evaluated (a `not`, an unknown word) therefore still brings in every tag it mentions, which is
@@ -14,7 +20,7 @@ empties a DAG a policy may rely on. Only a filter whose quotes do not close is u
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from dagsync.errors import DagSyncError, PanosAuthError, PanosError, SnapshotError
@@ -98,7 +104,9 @@ class TagsInUseAnswer:
     `fresh` is False when the definitions could not be read now and the last set read is used
     instead; `warning` then says why (it may also report a cache that could not be saved).
     `definitions` holds what this call read from the device, or None when it read nothing, so a
-    membership plan in the same run need not read them again.
+    membership plan in the same run need not read them again. `synced` is the set the target was
+    last synced with (None: none yet); when `tags` differs from it, only a sync of the whole
+    estate can apply the answer, and `record` then caches it under `digest`.
     """
 
     tags: frozenset[str]
@@ -106,6 +114,20 @@ class TagsInUseAnswer:
     read_at: float
     warning: str | None = None
     definitions: tuple[Definition, ...] | None = None
+    synced: frozenset[str] | None = None
+    digest: str = ""
+
+    @property
+    def changed(self) -> bool:
+        """Whether the DAGs now name another set of tags than the one the target was synced with."""
+        return self.synced != self.tags
+
+    def change(self) -> str:
+        """The change in words, for the operator."""
+        if self.synced is None:
+            return "no set of tags in use has been synced to this target yet"
+        added, removed = len(self.tags - self.synced), len(self.synced - self.tags)
+        return f"the DAGs on the device now name other tags ({added} in use added, {removed} removed)"
 
 
 def tags_named(filter_text: str, prefix: str) -> frozenset[str]:
@@ -153,7 +175,8 @@ class TagsInUse:
     """The set of our tags that some DAG on the target names, cached per target.
 
     A read that fails (a 403, a filter that cannot be read) keeps the last set and warns; with no
-    set ever read, the target fails rather than have every pair cut away.
+    set ever read, the target fails rather than have every pair cut away. A set other than the
+    cached one is cached by `record`, once a sync has applied it.
     """
 
     def __init__(self, cache: TagsCache, *, prefix: str, policy: TagsInUsePolicy = TagsInUsePolicy()) -> None:
@@ -167,7 +190,9 @@ class TagsInUse:
         """The tags in use for `target_name`; `now` is wall-clock time (epoch seconds), as the cache keeps it."""
         cached = self._usable(self._cache.load_tags_in_use(target_name))
         if cached is not None and not reconcile and not self._policy.due(cached.read_at, now):
-            return TagsInUseAnswer(tags=cached.tags, fresh=True, read_at=cached.read_at)
+            return TagsInUseAnswer(
+                tags=cached.tags, fresh=True, read_at=cached.read_at, synced=cached.tags, digest=cached.digest
+            )
         try:
             definitions = tuple(device.address_groups())
             tags = self._tags_of(definitions)
@@ -177,11 +202,36 @@ class TagsInUse:
             )
         except UnreadableFilter as exc:
             return self._last_known(target_name, cached, str(exc), now, refused=False)
-        digest = definitions_digest(definitions, self._prefix)
-        warning = None
-        if cached is None or cached.digest != digest or self._policy.due(cached.read_at, now):
-            warning = self._save(target_name, tags, digest, now)
-        return TagsInUseAnswer(tags=tags, fresh=True, read_at=now, warning=warning, definitions=definitions)
+        answer = TagsInUseAnswer(
+            tags=tags,
+            fresh=True,
+            read_at=now,
+            definitions=definitions,
+            synced=None if cached is None else cached.tags,
+            digest=definitions_digest(definitions, self._prefix),
+        )
+        if self._refreshes(cached, answer):
+            answer = replace(answer, warning=self.record(target_name, answer))
+        return answer
+
+    def _refreshes(self, cached: CachedTags | None, answer: TagsInUseAnswer) -> bool:
+        """A read of the same set is recorded at once when it says something new (other
+        definitions, or a refresh due), so the next runs need not read again; another set waits
+        for a sync that applies it (`record`)."""
+        if cached is None or answer.changed:
+            return False
+        return cached.digest != answer.digest or self._policy.due(cached.read_at, answer.read_at)
+
+    def record(self, target_name: str, answer: TagsInUseAnswer) -> str | None:
+        """Cache `answer` as the set `target_name` is synced with, once a sync of the whole estate
+        applied it; returns a warning when the table refused the write (the next run reads again)."""
+        try:
+            self._cache.save_tags_in_use(target_name, answer.tags, answer.digest, answer.read_at)
+        except SnapshotError as exc:
+            return (
+                f"the tags in use of {target_name} could not be cached ({exc}); the next run reads them again"
+            )
+        return None
 
     def _usable(self, cached: CachedTags | None) -> CachedTags | None:
         """A cached set holding a tag outside TAG_PREFIX was cut under another prefix: it must be read again."""
@@ -215,14 +265,11 @@ class TagsInUse:
             f"the DAG definitions of {target_name} could not be read ({reason}){hint}; using the "
             f"{len(cached.tags)} tags in use read {age_minutes:.0f} minutes ago"
         )
-        return TagsInUseAnswer(tags=cached.tags, fresh=False, read_at=cached.read_at, warning=warning)
-
-    def _save(self, target_name: str, tags: frozenset[str], digest: str, now: float) -> str | None:
-        """Write the set; a failed write costs only a read on the next run, so it warns and goes on."""
-        try:
-            self._cache.save_tags_in_use(target_name, tags, digest, now)
-        except SnapshotError as exc:
-            return (
-                f"the tags in use of {target_name} could not be cached ({exc}); the next run reads them again"
-            )
-        return None
+        return TagsInUseAnswer(
+            tags=cached.tags,
+            fresh=False,
+            read_at=cached.read_at,
+            warning=warning,
+            synced=cached.tags,
+            digest=cached.digest,
+        )

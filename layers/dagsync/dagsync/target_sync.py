@@ -108,6 +108,8 @@ class _TargetRun:
     # A targeted update (docs/change-feed.md#targeted-update): `desired` holds only these IPs'
     # pairs, and only they are planned; an empty set means nothing changed.
     only_ips: frozenset[str] | None = None
+    # With TAGS_IN_USE_ONLY: the set this run planned with, recorded once the target ends `ok`.
+    tags_in_use: TagsInUseAnswer | None = None
 
 
 @dataclass(frozen=True)
@@ -249,6 +251,8 @@ class TargetSync:
             logger.exception("target failed unexpectedly", extra={"target": target.name})
         if device is not None:
             result.api_calls = device.api_calls
+        if run is not None:
+            self._record_tags_in_use(run)
         if run is not None and run.snapshot is not None:
             self._record_history(run, run.snapshot)
         elif result.status == "ok" and not dry_run:
@@ -278,7 +282,14 @@ class TargetSync:
         if drift_reason is not None and run.only_ips is not None:
             self._needs_whole_inventory(run, drift_reason)
             return
-        answer = self._cut_to_tags_in_use(run, reconcile=drift_reason is not None)
+        answer = self._read_tags_in_use(run, reconcile=drift_reason is not None)
+        if answer is not None:
+            if answer.changed and run.only_ips is not None:
+                self._needs_whole_inventory(run, answer.change())
+                return
+            # Before the plan, so the guard, order and commit rules apply unchanged
+            # (docs/dag-awareness.md#tags-in-use).
+            run.desired = cut_to_tags_in_use(run.desired, answer.tags)
         plan, confirmed, uncertain = self._plan(run, snapshot, drift_reason)
         previous_pairs = (
             count_pairs(confirmed) + count_pairs(uncertain)
@@ -313,31 +324,51 @@ class TargetSync:
         return self._canary.check(on_canary_ip).armed
 
     def _check_canary(self, run: _TargetRun) -> None:
-        """Nothing changed (docs/change-feed.md#decision): one canary check, no snapshot read."""
+        """Nothing changed (docs/change-feed.md#decision): one canary check, no snapshot read, and
+        with TAGS_IN_USE_ONLY the DAG definitions when their refresh is due."""
         if not self._canary_armed(run.device):
             self._needs_whole_inventory(run, "canary missing: the device lost registrations")
+            return
+        answer = self._read_tags_in_use(run, reconcile=False)
+        if answer is not None and answer.changed:
+            self._needs_whole_inventory(run, answer.change())
 
     @staticmethod
     def _needs_whole_inventory(run: _TargetRun, reason: str) -> None:
-        """A reconcile needs the whole estate, which a feed run did not read: this target waits
-        for the next run, which then exports in full (docs/change-feed.md#watermark)."""
+        """A reconcile, or a new set of tags in use, needs the whole estate, which a feed run did
+        not read: this target waits for the next run, which then exports in full
+        (docs/change-feed.md#watermark)."""
         run.result.status = "incomplete"
-        run.result.error = f"{reason}; the next run reads the whole inventory and reconciles this target"
+        run.result.error = f"{reason}; the next run reads the whole inventory and syncs this target from it"
         logger.warning("target needs a full export", extra={"target": run.target.name, "reason": reason})
 
-    def _cut_to_tags_in_use(self, run: _TargetRun, *, reconcile: bool) -> TagsInUseAnswer | None:
-        """With TAGS_IN_USE_ONLY, desired pairs are cut to the tags some DAG names before the plan,
-        so the guard, order and commit rules apply unchanged (docs/dag-awareness.md#tags-in-use)."""
+    def _read_tags_in_use(self, run: _TargetRun, *, reconcile: bool) -> TagsInUseAnswer | None:
+        """With TAGS_IN_USE_ONLY, the tags some DAG on the target names (docs/dag-awareness.md#tags-in-use).
+
+        A set other than the one the target was synced with cannot be applied from a delta: a
+        feed run that did not read the whole estate then leaves the target to the next run.
+        """
         if self._tags_in_use is None:
             return None
-        answer = self._tags_in_use.for_target(
+        answer = run.tags_in_use = self._tags_in_use.for_target(
             run.target.name, run.device, reconcile=reconcile, now=self._store.now()
         )
-        if answer.warning is not None:
-            run.result.warnings.append(answer.warning)
-            logger.warning(answer.warning, extra={"target": run.target.name})
-        run.desired = cut_to_tags_in_use(run.desired, answer.tags)
+        self._warn(run, answer.warning)
         return answer
+
+    def _record_tags_in_use(self, run: _TargetRun) -> None:
+        """A new set of tags in use is the target's once a real sync of the whole estate applied it."""
+        answer = run.tags_in_use
+        if self._tags_in_use is None or answer is None or not answer.changed:
+            return
+        if run.result.status == "ok" and not run.dry_run:
+            self._warn(run, self._tags_in_use.record(run.target.name, answer))
+
+    @staticmethod
+    def _warn(run: _TargetRun, warning: str | None) -> None:
+        if warning is not None:
+            run.result.warnings.append(warning)
+            logger.warning(warning, extra={"target": run.target.name})
 
     def _plan(
         self, run: _TargetRun, snapshot: Snapshot, drift_reason: str | None
