@@ -508,7 +508,8 @@ def write_report(
         f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- command: `{command}` (`make bench` runs `python -m bench`), total {elapsed_s:.0f} s",
         f"- settings: BATCH_SIZE={options.batch_size}, LABEL_KEYS default, seed {options.seed}, "
-        f"{options.repeat} runs of the floor and of the steady state",
+        f"{options.repeat} runs of the floor and of the steady state, and of the feed's full export and "
+        "no-change run",
         *_machine(),
         "",
     ]
