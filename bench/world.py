@@ -239,7 +239,7 @@ class _Host:
 
     def link_local_churn(self) -> Json:
         """Noise the feed fetches and finds unchanged: one workload's `fe80::` address changes."""
-        href = self._pick(1)[0]
+        (href,) = self._pick(1)
         self.pce.emit_link_local_churn(href)
         return {"what": "one workload's fe80:: address changes", "events": 1, "workload": href}
 
@@ -271,25 +271,20 @@ class _Host:
         }
 
     def _pick(self, count: int) -> list[str]:
-        """`count` distinct labelled workloads with an IPv4 address, so each change moves pairs."""
-        eligible = [
-            workload["href"]
-            for workload in self.pce.workloads
-            if workload.get("labels")
-            and dict((label.get("key"), label.get("value")) for label in workload["labels"]).get(
-                QUARANTINE[0]
-            )
-            != QUARANTINE[1]
-            and any(
-                "." in str(interface.get("address", "")) for interface in workload.get("interfaces") or ()
-            )
-        ]
-        return self.rng.sample(eligible, count)
+        """`count` distinct workloads whose change moves pairs (see `_changeable`)."""
+        return self.rng.sample([w["href"] for w in self.pce.workloads if _changeable(w)], count)
 
     def stop(self) -> None:
         for server in self.servers:
             server.stop()
         self._aws.shutdown()
+
+
+def _changeable(workload: Json) -> bool:
+    """Labelled, not yet in Quarantine, with an IPv4 address: relabelling it changes pairs."""
+    labels = {label.get("key"): label.get("value") for label in workload.get("labels") or ()}
+    addresses = (str(interface.get("address", "")) for interface in workload.get("interfaces") or ())
+    return bool(labels) and labels.get(QUARANTINE[0]) != QUARANTINE[1] and any("." in a for a in addresses)
 
 
 def _pair_changes(
