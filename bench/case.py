@@ -63,6 +63,10 @@ def _work(kind: str, event: dict[str, Any]) -> Callable[[], dict[str, Any]]:
             target = summary["targets"][0]
             return {
                 "status": summary["status"],
+                "source": summary.get("source"),
+                "events_seen": summary.get("events_seen"),
+                "workloads_fetched": summary.get("workloads_fetched"),
+                "event_to_device_seconds": summary.get("event_to_device_seconds"),
                 "workloads": summary["workloads"],
                 "pairs": summary["pairs"],
                 "target_status": target["status"],

@@ -8,14 +8,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.cost import Bill, Measured, Schedule, monthly
 from bench.profile import RATE
 from bench.runner import Case, Options, SizeResult
+from bench.world import FULL_EXPORT_MINUTES
 
 TARGET_SIZE = 100_000
 RSS_LIMIT_MB = 512
 STEADY_FLOOR_RATIO = 1.5
 FULL_PUSH_FACTOR = 100
 READ_BACK_FACTOR = 50
+QUIET_WALL_SHARE = 0.1  # of the full export steady state's wall time
+ONE_RELABEL_WALL_SHARE = 0.2
+TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
+FANOUT_HEADING = "## Fan-out"  # bench/fanout.py writes that section; a run without it keeps it
 
 ROWS = (
     "floor",
@@ -29,6 +35,12 @@ ROWS = (
     "read-back/first",
     "read-back/steady",
     "read-back/churn",
+    "feed/first",
+    "feed/export",
+    "feed/quiet",
+    "feed/noise",
+    "feed/one",
+    "feed/fifty",
 )
 
 METHOD = """\
@@ -65,6 +77,25 @@ METHOD = """\
 - Wall times of the floor and the steady state are medians of the repeated runs, which alternate
   (floor, steady state, floor, ...) so that both see the same conditions; peak RSS is the maximum
   over them.
+- **CHANGE_FEED is set on every run.** The rows above the change feed's are `CHANGE_FEED=off`
+  (a full export every run, as before the feed), so they compare with earlier results. The
+  feed's rows are `CHANGE_FEED=events` (the default) against the same world and device, after
+  them: a first run with no watermark (a full export that writes the projection); then, alternated,
+  the **full export steady state** (the same run made due as `FULL_EXPORT_MINUTES`=60 would make
+  it: the world moves the watermark's export time back 61 minutes, so the run reads the watermark
+  and the projection's manifest and writes the watermark, as the hourly export does) and the
+  **no relevant event** run (a user's sign-in and sign-out before it: four events the feed
+  ignores by type); then one `fe80::` address change, one workload relabelled into Quarantine,
+  and 50 changed workloads (relabels, IP moves, deletes and adds).
+- **Feed changes are made through the PCE emulator** in the world process (`relabel`,
+  `churn`, `emit_user_session`, `emit_link_local_churn`), which writes the event a real PCE
+  would, timestamped by the wall clock, with no indexing delay (`event_index_delay` 0), so a run
+  started right after a change sees its event. The churn rows above change the estate without
+  events; they run with the feed off, before the feed's first export.
+- **Sent exactly the changed pairs**: the (IP, tag) pairs the device's table gained and lost over
+  the run (ground truth, the canary left out), against the pairs the run's uid-messages carried,
+  each counted once per message.
+- **PCE bytes** are the response bodies the PCE emulator sent.
 - The baselines' wall times are dominated by the emulated device's work (for read-back diff, the
   emulator sorts the whole table for every page of 500), so they say little about a real device;
   their device calls and bytes are the comparable numbers. DAG Sync's times include the same
@@ -114,10 +145,11 @@ def _row(case: Case) -> str:
     device = _device(case)
     dynamo = _dynamo(case)
     wall = f"{case.wall_s:.2f}" + (f" (median of {len(case.runs)})" if len(case.runs) > 1 else "")
-    pce = case.last["usage"]["pce"]["requests"]
+    pce = case.last["usage"]["pce"]
     return (
-        f"| {case.label} | {wall} | {case.rss_peak_mb:.0f} | {device['calls']:,} | {device['bytes_sent']:,} "
-        f"| {pce} | {dynamo['read_requests']:.0f} / {dynamo['write_requests']:.0f} "
+        f"| {case.label} | {case.change_feed} | {wall} | {case.rss_peak_mb:.0f} | {device['calls']:,} "
+        f"| {device['bytes_sent']:,} | {pce['requests']} | {pce.get('bytes_sent', 0):,} "
+        f"| {dynamo['read_requests']:.0f} / {dynamo['write_requests']:.0f} "
         f"| {dynamo['read_units']:g} | {dynamo['write_units']:g} |"
     )
 
@@ -235,9 +267,9 @@ def _size_section(result: SizeResult, options: Options) -> list[str]:
         f"1-minute load average before each run: {_load_range(result)} (2 cores; other work on the machine "
         "shows up here and in the wall times).",
         "",
-        "| run | wall s | peak RSS MB | device calls | bytes to device | PCE requests "
-        "| DynamoDB requests (read / write) | RCU (est.) | WCU (est.) |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| run | CHANGE_FEED | wall s | peak RSS MB | device calls | bytes to device | PCE requests "
+        "| PCE bytes | DynamoDB requests (read / write) | RCU (est.) | WCU (est.) |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     lines += [_row(cases[key]) for key in ROWS if key in cases]
     churn = cases["dagsync/churn"]
@@ -268,7 +300,177 @@ def _size_section(result: SizeResult, options: Options) -> list[str]:
         f"| {t.name} | {t.measured} | {t.goal} | {'yes' if t.met else '**no**'} |"
         for t in _targets(result, options.batch_size)
     ]
-    return [*lines, "", *_profile_section(result)]
+    return [*lines, "", *_feed_section(result), *_profile_section(result)]
+
+
+def _feed_targets(cases: dict[str, Case]) -> list[Target]:
+    export, quiet, one = cases["feed/export"], cases["feed/quiet"], cases["feed/one"]
+    quiet_requests = sorted({run["usage"]["pce"]["requests"] for run in quiet.runs})
+    targets = [
+        Target(
+            "no relevant event: PCE requests",
+            f"{', '.join(map(str, quiet_requests))} ({_pce_kinds(quiet)})",
+            "1",
+            quiet_requests == [1],
+        ),
+        _wall_target("no relevant event", quiet, export, QUIET_WALL_SHARE),
+        _wall_target("one relabel", one, export, ONE_RELABEL_WALL_SHARE),
+    ]
+    for key in ("feed/one", "feed/fifty"):
+        if key in cases:
+            targets.append(_exact_target(cases[key]))
+    jobs = [case.label for key, case in cases.items() if key in FEED_RUNS and _pce_count(case, "jobs")]
+    targets.append(
+        Target(
+            "change-feed runs (after the first): no export job",
+            "export jobs in " + ", ".join(jobs) if jobs else "none made",
+            "0",
+            not jobs,
+        )
+    )
+    return targets
+
+
+FEED_RUNS = ("feed/quiet", "feed/noise", "feed/one", "feed/fifty")
+
+
+def _pce_count(case: Case, kind: str) -> int:
+    return sum(int(run["usage"]["pce"]["by_kind"].get(kind, 0)) for run in case.runs)
+
+
+def _pce_kinds(case: Case) -> str:
+    kinds = case.last["usage"]["pce"]["by_kind"]
+    return ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items())) or "none"
+
+
+def _wall_target(name: str, case: Case, export: Case, share: float) -> Target:
+    ratio = case.wall_s / export.wall_s
+    return Target(
+        f"{name}: wall time / full export steady",
+        f"{case.wall_s:.2f} s / {export.wall_s:.2f} s = {ratio:.2f}",
+        f"<= {share:g}",
+        ratio <= share,
+    )
+
+
+def _exact_target(case: Case) -> Target:
+    """What the device's table gained and lost (ground truth) against the pairs that were sent."""
+    device = _device(case)
+    return Target(
+        f"{case.label}: sends exactly the changed pairs",
+        f"sent {device['pairs_registered']:,} / {device['pairs_unregistered']:,} pairs (register / "
+        f"unregister); the device gained {device['pairs_gained']:,} and lost {device['pairs_lost']:,}",
+        "sent = changed, each once",
+        bool(device["sent_exactly_the_changes"]),
+    )
+
+
+def _feed_section(result: SizeResult) -> list[str]:
+    cases = result.cases
+    if not all(key in cases for key in ("feed/export", "feed/quiet", "feed/one")):
+        return []
+    lines = [
+        "Change feed (`CHANGE_FEED=events`; what each run found and fetched, from its summary):",
+        "",
+        "| run | what changed before it | source | events seen | workloads fetched | PCE requests "
+        "| event to device s | DynamoDB requests by operation |",
+        "|---|---|---|--:|--:|---|--:|---|",
+    ]
+    for key in ("feed/first", "feed/export", *FEED_RUNS):
+        if key in cases:
+            lines.append(_feed_row(cases[key]))
+    lines += [
+        "",
+        "Targets of the change-feed issue"
+        + (
+            ":"
+            if result.size == TARGET_SIZE
+            else f" (set for {TARGET_SIZE:,} workloads; at this size for reference only):"
+        ),
+        "",
+        "| target | measured | goal | met |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {t.name} | {t.measured} | {t.goal} | {'yes' if t.met else '**no**'} |"
+        for t in _feed_targets(cases)
+    ]
+    return [*lines, "", *_cost_section(result), ""]
+
+
+def _feed_row(case: Case) -> str:
+    run = case.last
+    change = run.get("change")
+    if isinstance(change, dict):
+        what = f"{change['what']} ({change['events']} events)"
+    else:
+        what = f"the last export moved back {FULL_EXPORT_MINUTES + 1} minutes" if change else "nothing"
+    operations = ", ".join(f"{op} {n}" for op, n in run["usage"]["dynamodb"]["by_operation"].items())
+    delay = run.get("event_to_device_seconds")
+    return (
+        f"| {case.label} | {what} | {run.get('source')} | {_dash(run.get('events_seen'))} "
+        f"| {_dash(run.get('workloads_fetched'))} | {_pce_kinds(case)} "
+        f"| {_dash(None if delay is None else f'{delay:.1f}')} | {operations or 'none'} |"
+    )
+
+
+def _dash(value: object) -> str:
+    return "-" if value is None else f"{value}"
+
+
+def memory_size_mb(template: Path = TEMPLATE) -> int:
+    """The function's MemorySize default, from template.yaml's parameter."""
+    lines = template.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "MemorySize:")
+    default = next(line for line in lines[start:] if line.strip().startswith("Default:"))
+    return int(default.split(":", 1)[1])
+
+
+def bill(cases: dict[str, Case], schedule: Schedule, memory_mb: int) -> Bill:
+    """The month of `schedule` priced from this size's feed runs: quiet, one relabel, full export."""
+    measured = {
+        kind: Measured(
+            cases[key].wall_s, _dynamo(cases[key])["read_units"], _dynamo(cases[key])["write_units"]
+        )
+        for kind, key in (("quiet", "feed/quiet"), ("targeted", "feed/one"), ("export", "feed/export"))
+    }
+    return monthly(schedule.runs(), measured, memory_mb)
+
+
+def _cost_section(result: SizeResult) -> list[str]:
+    schedule = Schedule()
+    memory = memory_size_mb()
+    month = bill(result.cases, schedule, memory)
+    names = {
+        "quiet": "no relevant event",
+        "targeted": "targeted update (one relabel)",
+        "export": f"full export (every {schedule.full_export_minutes} min, and the daily reconcile)",
+    }
+    lines = [
+        f"A month of a {schedule.every_minutes}-minute schedule at this size, priced from the runs above "
+        f"(MemorySize {memory} MB from template.yaml; wall time here as billed duration; "
+        f"{schedule.targeted_share:.0%} of the feed runs assumed to carry a change; prices: "
+        f"{month.prices.source}):",
+        "",
+        "| run | runs a month | wall s | GB-seconds | read units | write units |",
+        "|---|--:|--:|--:|--:|--:|",
+    ]
+    lines += [
+        f"| {names[line.kind]} | {line.runs:,} | {line.wall_s:.2f} | {line.gb_seconds:,.0f} "
+        f"| {line.read_units:,.0f} | {line.write_units:,.0f} |"
+        for line in month.lines
+    ]
+    lines += [
+        f"| total | {month.runs:,} | | {month.gb_seconds:,.0f} | {month.read_units:,.0f} "
+        f"| {month.write_units:,.0f} |",
+        "",
+        f"Lambda ${month.lambda_usd:.2f} ({month.gb_seconds:,.0f} GB-s x ${month.prices.lambda_gb_second} + "
+        f"{month.runs:,} requests x ${month.prices.lambda_per_million_requests}/million), DynamoDB "
+        f"${month.dynamodb_usd:.2f} ({month.read_units:,.0f} RRU x ${month.prices.dynamodb_per_million_reads}"
+        f"/million + {month.write_units:,.0f} WRU x ${month.prices.dynamodb_per_million_writes}/million): "
+        f"${month.total_usd:.2f} a month.",
+    ]
+    return lines
 
 
 def _profile_section(result: SizeResult) -> list[str]:
@@ -280,7 +482,12 @@ def _profile_section(result: SizeResult) -> list[str]:
         "functions, from the raw profiles in `bench/out/*.folded`:",
         "",
     ]
-    for key, title in (("floor", "floor: `PceClient.fetch_workloads`"), ("dagsync/steady", "steady state")):
+    titles = (
+        ("floor", "floor: `PceClient.fetch_workloads`"),
+        ("dagsync/steady", "steady state"),
+        ("feed/one", "feed: one relabel (a targeted update)"),
+    )
+    for key, title in titles:
         shares = result.profiles.get(key, [])
         if not shares:
             continue
@@ -301,11 +508,22 @@ def write_report(
         f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- command: `{command}` (`make bench` runs `python -m bench`), total {elapsed_s:.0f} s",
         f"- settings: BATCH_SIZE={options.batch_size}, LABEL_KEYS default, seed {options.seed}, "
-        f"{options.repeat} runs of the floor and of the steady state",
+        f"{options.repeat} runs of the floor and of the steady state, and of the feed's full export and "
+        "no-change run",
         *_machine(),
         "",
     ]
     for result in results:
         lines += _size_section(result, options)
     lines.append(METHOD)
-    path.write_text("\n".join(lines))
+    path.write_text("\n".join(lines) + _kept_fanout(path))
+
+
+def _kept_fanout(path: Path) -> str:
+    """The fan-out section of the report being replaced (a run without `--fanout` keeps it)."""
+    text = path.read_text() if path.exists() else ""
+    start = text.find("\n" + FANOUT_HEADING)
+    if start < 0:
+        return ""
+    end = text.find("\n## ", start + 1)
+    return "\n" + text[start : end if end >= 0 else len(text)].strip("\n") + "\n"
