@@ -8,6 +8,7 @@ import pytest
 
 from app import RunFailed
 from dagsync.canary import CANARY_IP
+from emulators.local import cold_start
 from emulators.pce import PceEmulator
 from tests.integration.conftest import large_estate, small_estate
 from tests.support.clock import FakeClock
@@ -121,6 +122,17 @@ class TestWithTheChangeFeed:
         pce.clear_log()
         panos.clear_log()
         return deployment
+
+    def test_turning_tags_in_use_off_makes_the_next_run_export_and_register_every_tag(
+        self, primed, panos, monkeypatch
+    ):
+        cut = tags_on(panos)
+        monkeypatch.setenv("TAGS_IN_USE_ONLY", "false")
+        cold_start()
+        summary = primed.invoke(SCHEDULED)
+        assert (summary["source"], summary["status"]) == ("export", "ok")
+        assert tags_on(panos) > cut
+        assert {"illumio.env.Production", "illumio.app.Ordering"} <= tags_on(panos)
 
     def test_a_dag_added_on_the_device_brings_its_tags_in_within_two_runs(self, primed, panos):
         panos.define_dag("production", "'illumio.env.Production' and 'illumio.app.Ordering'")

@@ -195,7 +195,7 @@ class Feed:
             return f"a {request.mode} run ({request.trigger}) always reads the whole inventory"
         if watermark.last_event_at is None or watermark.exported_at is None:
             return "no complete export recorded yet"
-        if watermark.rules != self._rules.fingerprint():
+        if watermark.rules != self._rules_fingerprint():
             return "the mapping rules changed since the projection was recorded"
         if now - watermark.exported_at >= timedelta(minutes=self._settings.full_export_minutes):
             return f"FULL_EXPORT_MINUTES={self._settings.full_export_minutes} since the last export"
@@ -292,8 +292,14 @@ class Feed:
             last_event_at=last_event_at,
             applied=frozenset(event.href for event in events if event.timestamp >= window_start),
             exported_at=exported_at if exported_at is not None else watermark.exported_at,
-            rules=self._rules.fingerprint(),
+            rules=self._rules_fingerprint(),
         )
+
+    def _rules_fingerprint(self) -> str:
+        """What decides the targets' desired pairs beyond the events: the mapping rules, and
+        whether they are cut to tags in use (turning the cut off needs the whole estate)."""
+        cut = "+tags-in-use" if self._settings.tags_in_use_only else ""
+        return self._rules.fingerprint() + cut
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._wall_clock(), UTC)
