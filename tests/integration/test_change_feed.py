@@ -315,6 +315,32 @@ def test_an_event_applied_once_is_not_sent_twice(
     assert sent(panos) == (set(), set())
 
 
+def test_an_event_older_than_the_last_full_export_is_not_applied_again(
+    primed: Any, pce: PceEmulator, panos: PanosEmulator, wall: FakeClock
+) -> None:
+    pce.relabel(href("web1"), "env", "Quarantine")
+    wall.advance(120)
+    assert primed.invoke({})["source"] == "export"
+    pce.clear_log()
+    wall.advance(60)
+    summary = primed.invoke(SCHEDULED)
+    assert (summary["source"], summary["workloads_fetched"]) == ("none", 0)
+    assert [request.path for request in pce.requests] == ["/api/v2/orgs/1/events"]
+
+
+def test_an_event_just_before_the_last_full_export_is_applied_again(
+    primed: Any, pce: PceEmulator, panos: PanosEmulator, wall: FakeClock
+) -> None:
+    pce.relabel(href("web1"), "env", "Quarantine")
+    wall.advance(30)  # inside the margin for the PCE's clock and ours to differ
+    assert primed.invoke({})["source"] == "export"
+    panos.clear_log()
+    wall.advance(60)
+    summary = primed.invoke(SCHEDULED)
+    assert (summary["source"], summary["workloads_fetched"]) == ("events", 1)
+    assert sent(panos) == (set(), set())
+
+
 def test_a_manual_run_reads_the_whole_inventory(primed: Any, pce: PceEmulator) -> None:
     assert primed.invoke({})["source"] == "export"
 

@@ -33,7 +33,10 @@ class FeedPolicy:
     """How the change feed reads the PCE's events (docs/change-feed.md#decision).
 
     `read_back`: the PCE indexes events with some delay (docs/protocols.md#pce-events), so each
-    events request reaches this far behind the newest event applied. `trusted_history`: a
+    events request reaches this far behind the newest event applied. `export_overlap`: an event
+    older than the last complete export's start is reflected in it and not applied again, unless
+    it is within this margin, which allows for the PCE's clock and ours to differ (by how much
+    is not documented: unverified; applying an event twice is harmless). `trusted_history`: a
     watermark older than this may point at events the PCE has pruned; the PCE's retention is
     configurable and not documented per version (unverified), so the default stays well inside
     the smallest retention seen, and a full export is the answer past it. `max_results`: one
@@ -41,6 +44,7 @@ class FeedPolicy:
     """
 
     read_back: timedelta = timedelta(minutes=5)
+    export_overlap: timedelta = timedelta(minutes=1)
     trusted_history: timedelta = timedelta(hours=6)
     max_results: int = 1000
 
@@ -136,7 +140,7 @@ class Feed:
             return self._export(watermark, (), hostnames=names)
         decision = classify(
             events,
-            applied=watermark.applied,
+            applied=watermark.applied | self._covered_by_export(watermark, events),
             max_results=self._policy.max_results,
             max_targeted=self._settings.max_targeted_workloads,
         )
@@ -294,6 +298,13 @@ class Feed:
             exported_at=exported_at if exported_at is not None else watermark.exported_at,
             rules=self._rules_fingerprint(),
         )
+
+    def _covered_by_export(self, watermark: Watermark, events: Sequence[PceEvent]) -> frozenset[str]:
+        """Events the last complete export already reflects: older than its start, by a margin."""
+        if watermark.exported_at is None:
+            return frozenset()
+        cutoff = watermark.exported_at - self._policy.export_overlap
+        return frozenset(event.href for event in events if event.timestamp < cutoff)
 
     def _rules_fingerprint(self) -> str:
         """What decides the targets' desired pairs beyond the events: the mapping rules, and
