@@ -11,7 +11,7 @@ from aws_lambda_powertools import Logger
 
 from dagsync.canary import RESERVED_IPS
 from dagsync.config import Settings, Target
-from dagsync.deadline import Deadline
+from dagsync.deadline import Deadline, RemainingTime, countdown
 from dagsync.errors import PceError, SnapshotError
 from dagsync.events import SyncRequest
 from dagsync.fanout import run_in_parallel
@@ -49,10 +49,12 @@ class SyncEngine:
         wall_clock: Callable[[], float] = time.time,
         tags_in_use: TagsInUse | None = None,
         notifier: BlockedNotifier | None = None,
-        deadline: float | None = None,
+        remaining_time: RemainingTime | None = None,
     ) -> None:
+        """`remaining_time` is the invocation's countdown (docs/fan-out.md#deadlines), read afresh
+        whenever a target asks whether another batch may start; None is no deadline."""
         self._settings = settings
-        self._deadline = deadline
+        self._remaining_time = remaining_time
         self._store = store
         self._clock = clock
         self._targets = TargetSync(
@@ -86,10 +88,10 @@ class SyncEngine:
 
     @collector_paused()
     def run(self, request: SyncRequest, *, deadline: float | None = None) -> RunResult:
-        """One run over every target; `deadline`, a time on the engine's clock, bounds it
-        (docs/fan-out.md#deadlines)."""
+        """One run over every target; `deadline`, a time on the engine's clock, bounds it in place
+        of the engine's remaining time (docs/fan-out.md#deadlines)."""
         started = self._clock()
-        budget = Deadline(deadline if deadline is not None else self._deadline, self._clock)
+        budget = Deadline(countdown(deadline, self._clock) if deadline is not None else self._remaining_time)
         dry_run = request.dry_run or self._settings.dry_run
         result = RunResult(
             mode=request.mode,
