@@ -1,6 +1,6 @@
 """docs/fan-out.md#deadlines: when a run stops starting batches."""
 
-from dagsync.deadline import Deadline, countdown, deadline_after, sooner
+from dagsync.deadline import RECENT_SAMPLES, Deadline, countdown, deadline_after, sooner
 from tests.support.clock import FakeClock
 
 
@@ -54,12 +54,20 @@ def test_the_margin_is_a_tenth_of_the_time_the_run_started_with():
     assert not deadline.allows_more_work()
 
 
-def test_the_margin_is_never_less_than_the_longest_batch_and_commit_seen():
+def test_the_margin_is_never_less_than_what_a_batch_and_a_commit_take_now():
     clock = FakeClock(0.0)
     deadline = Deadline(countdown(100.0, clock))
     deadline.record_batch(12.0)
     deadline.record_commit(5.0)
-    deadline.record_batch(3.0)
-    assert deadline.margin == 17.0
-    clock.advance(83.5)
+    deadline.record_batch(4.0)
+    assert deadline.margin == 13.0  # the mean batch and the mean commit
+    clock.advance(87.5)
     assert not deadline.allows_more_work()
+
+
+def test_only_the_most_recent_batches_make_the_margin():
+    deadline = Deadline(countdown(10.0, FakeClock(0.0)))
+    deadline.record_batch(60.0)  # long ago, while the device was slow
+    for _ in range(RECENT_SAMPLES):
+        deadline.record_batch(2.0)
+    assert deadline.margin == 2.0

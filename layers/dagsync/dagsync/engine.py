@@ -16,7 +16,6 @@ from dagsync.errors import PceError, SnapshotError
 from dagsync.events import SyncRequest
 from dagsync.fanout import run_in_parallel
 from dagsync.feed import Feed, FeedInventory, Reading
-from dagsync.history import UNFINISHED
 from dagsync.mapping import MappingRules
 from dagsync.memory import collector_paused
 from dagsync.models import count_pairs
@@ -121,7 +120,7 @@ class SyncEngine:
                     target, reading.desired, request, dry_run, budget, only_ips=reading.only_ips
                 ),
                 workers=self._settings.panos_max_concurrency,
-                first=self._left_unfinished(),
+                priority=self._unfinished_streak(),
             )
             for target_result in result.targets:
                 result.warnings.extend(f"{target_result.target}: {text}" for text in target_result.warnings)
@@ -141,18 +140,18 @@ class SyncEngine:
             )
             return None
 
-    def _left_unfinished(self) -> Callable[[Target], bool]:
-        """Targets the last run left `incomplete` or `failed` go first, so none starves
-        (docs/fan-out.md#deadlines). With no more targets than workers every one starts at once,
-        and the order is not worth the manifest reads."""
+    def _unfinished_streak(self) -> Callable[[Target], int]:
+        """Targets the last runs left `incomplete` or `failed` go first, the longest unfinished
+        first, so none starves (docs/fan-out.md#deadlines). With no more targets than workers
+        every one starts at once, and the order is not worth the manifest reads."""
         targets = self._settings.targets
         if len(targets) <= self._settings.panos_max_concurrency:
-            return lambda _: False
+            return lambda _: 0
         try:
             histories = self._store.histories([target.name for target in targets])
         except SnapshotError as exc:
             logger.warning(
                 "target histories not read; targets run in their configured order", extra={"error": str(exc)}
             )
-            return lambda _: False
-        return lambda target: histories[target.name].last_status in UNFINISHED
+            return lambda _: 0
+        return lambda target: histories[target.name].unfinished_runs
