@@ -6,6 +6,7 @@ once, maps it, and hands the same desired pairs to every target in parallel.
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from aws_lambda_powertools import Logger
 
@@ -98,35 +99,52 @@ class SyncEngine:
             forced=request.force,
             stuck_after_seconds=self._settings.stuck_conflict_seconds,
         )
-        try:
-            reading = self._feed.read(request)
-        except PceError as exc:
-            logger.error("PCE inventory incomplete; no target was touched", extra={"error": str(exc)})
-            result.error = str(exc)
-        else:
-            result.workloads, result.pairs, result.warnings = (
-                reading.workloads,
-                count_pairs(reading.desired),
-                reading.warnings,
-            )
-            result.shared_ip_conflicts = reading.shared_ip_conflicts
-            result.source, result.events_seen = reading.source, reading.events_seen
-            result.workloads_fetched = reading.workloads_fetched
-            for warning in reading.warnings:
-                logger.warning(warning)
-            result.targets = run_in_parallel(
-                self._settings.targets,
-                lambda target: self._targets.sync(
-                    target, reading.desired, request, dry_run, budget, only_ips=reading.only_ips
-                ),
-                workers=self._settings.panos_max_concurrency,
-                priority=self._unfinished_streak(),
-            )
-            for target_result in result.targets:
-                result.warnings.extend(f"{target_result.target}: {text}" for text in target_result.warnings)
-            result.event_to_device_seconds = self._finish_feed(reading, result)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="target-order") as background:
+            # The targets' order needs their histories (a DynamoDB read per target): read them
+            # while the inventory is read, not after it (docs/fan-out.md#deadlines).
+            order = background.submit(self._unfinished_streak)
+            try:
+                reading = self._feed.read(request)
+            except PceError as exc:
+                reading = None
+                logger.error("PCE inventory incomplete; no target was touched", extra={"error": str(exc)})
+                result.error = str(exc)
+            priority = order.result()
+        if reading is not None:
+            self._sync_targets(reading, request, result, budget, priority)
         result.duration_ms = int((self._clock() - started) * 1000)
         return result
+
+    def _sync_targets(
+        self,
+        reading: Reading,
+        request: SyncRequest,
+        result: RunResult,
+        budget: Deadline,
+        priority: Callable[[Target], int],
+    ) -> None:
+        """Every target in parallel against the desired pairs read, then the feed's state."""
+        result.workloads, result.pairs, result.warnings = (
+            reading.workloads,
+            count_pairs(reading.desired),
+            reading.warnings,
+        )
+        result.shared_ip_conflicts = reading.shared_ip_conflicts
+        result.source, result.events_seen = reading.source, reading.events_seen
+        result.workloads_fetched = reading.workloads_fetched
+        for warning in reading.warnings:
+            logger.warning(warning)
+        result.targets = run_in_parallel(
+            self._settings.targets,
+            lambda target: self._targets.sync(
+                target, reading.desired, request, result.dry_run, budget, only_ips=reading.only_ips
+            ),
+            workers=self._settings.panos_max_concurrency,
+            priority=priority,
+        )
+        for target_result in result.targets:
+            result.warnings.extend(f"{target_result.target}: {text}" for text in target_result.warnings)
+        result.event_to_device_seconds = self._finish_feed(reading, result)
 
     def _finish_feed(self, reading: Reading, result: RunResult) -> float | None:
         """Record the feed's projection and watermark. Losing that write to another run is safe:
