@@ -41,10 +41,12 @@ def main(argv: list[str]) -> int:
         "--only", help="comma-separated case keys to run, e.g. floor,dagsync/first,dagsync/steady (no report)"
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the results table")
-    parser.add_argument("--fanout-workloads", type=int, default=1_000, help="estate size of the fan-out runs")
+    parser.add_argument(
+        "--fanout-workloads", type=int, default=10_000, help="estate size of the fan-out runs"
+    )
     parser.add_argument("--fanout-serials", type=int, nargs="+", default=[1, 10, 50], help="serial counts")
     parser.add_argument(
-        "--fanout-scale", type=float, default=0.1, help="factor on the device's real per-entry cost"
+        "--fanout-scale", type=float, default=0.01, help="factor on the device's real per-entry cost"
     )
     parser.add_argument(
         "--fanout", action=argparse.BooleanOptionalAction, default=True, help="run the fan-out section"

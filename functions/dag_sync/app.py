@@ -6,6 +6,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dagsync.config import load_settings
+from dagsync.deadline import RemainingTime
 from dagsync.errors import DagSyncError
 from dagsync.events import SyncRequest, parse_event
 from dagsync.observability import logger, metrics, publish_metrics, run_log_keys
@@ -25,8 +26,6 @@ class RunFailed(Exception):
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    # Read first: every moment spent before this is time the run believes it still has.
-    remaining_seconds = context.get_remaining_time_in_millis() / 1000
     correlation_id = event.get("id") if isinstance(event, dict) else None
     logger.set_correlation_id(correlation_id or context.aws_request_id)
     try:
@@ -34,10 +33,12 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     except DagSyncError as exc:
         return _report(RunResult(mode="sync", dry_run=False, error=str(exc)))
     with run_log_keys(request):
-        return _report(_run(request, context, remaining_seconds))
+        return _report(_run(request, context))
 
 
-def _run(request: SyncRequest, context: LambdaContext, remaining_seconds: float) -> RunResult:
+def _run(request: SyncRequest, context: LambdaContext) -> RunResult:
+    # The invocation's own countdown, read whenever the run asks (docs/fan-out.md#deadlines).
+    remaining_seconds = _countdown(context)
     try:
         settings = load_settings(os.environ)
         for note in settings.insecure_settings():
@@ -45,7 +46,7 @@ def _run(request: SyncRequest, context: LambdaContext, remaining_seconds: float)
         engine = build_engine(
             settings,
             run_id=context.aws_request_id,
-            lease_seconds=settings.lease_seconds(remaining_seconds),
+            lease_seconds=settings.lease_seconds(remaining_seconds()),
             key_cache=KEY_CACHE,
             remaining_seconds=remaining_seconds,
         )
@@ -57,6 +58,10 @@ def _run(request: SyncRequest, context: LambdaContext, remaining_seconds: float)
         logger.exception("run failed unexpectedly")
         error = f"unexpected {type(exc).__name__}; the function's log has the traceback"
     return RunResult(mode=request.mode, dry_run=request.dry_run, forced=request.force, error=error)
+
+
+def _countdown(context: LambdaContext) -> RemainingTime:
+    return lambda: context.get_remaining_time_in_millis() / 1000
 
 
 def _report(result: RunResult) -> dict[str, Any]:

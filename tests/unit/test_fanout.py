@@ -25,10 +25,11 @@ def test_never_more_than_the_given_number_of_workers_at_once():
     assert peak[0] == 4
 
 
-def test_unfinished_targets_start_first():
+def test_targets_of_a_higher_priority_start_first_and_equal_ones_in_their_order():
     started: list[str] = []
-    run_in_parallel(["a", "b", "c", "d"], started.append, workers=1, first=lambda name: name in {"c", "d"})
-    assert started == ["c", "d", "a", "b"]
+    streaks = {"a": 0, "b": 1, "c": 3, "d": 1}
+    run_in_parallel(["a", "b", "c", "d"], started.append, workers=1, priority=streaks.__getitem__)
+    assert started == ["c", "b", "d", "a"]
 
 
 def test_no_targets_is_no_work():

@@ -2,17 +2,30 @@
 
 A run never dies of its own timeout (docs/fan-out.md#deadlines): it stops starting batches once
 the remaining time falls under a margin, a tenth of what the invocation started with and never
-less than the longest batch and commit seen so far, then commits what the device confirmed.
+less than what a batch and a commit take now, then commits what the device confirmed.
+
+"Now" is the mean of the most recent batches and commits of the run, whatever their target.
+Their longest would be the wrong measure when targets run in parallel: a batch that waited
+behind four others for a shared device or for the interpreter measures all five, and a margin
+made of the worst batch plus the worst commit, each seen at the busiest moment, keeps an unused
+slice of every run and so adds runs to a first sync. What a single slow batch needs beyond the
+mean is what the tenth of the invocation is for.
+
+The remaining time is read from a source each time it is asked (in Lambda, the context's
+countdown), so the budget follows the invocation itself rather than a copy of it taken at start.
 """
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 Clock = Callable[[], float]
+RemainingTime = Callable[[], float]  # seconds the invocation has left, read again on every call
 
 MARGIN_FRACTION = 0.1
+RECENT_SAMPLES = 16  # batches and commits the margin's estimate of "now" is the mean of
 
 
 def deadline_after(seconds: float | None, clock: Clock = time.monotonic) -> float | None:
@@ -20,30 +33,44 @@ def deadline_after(seconds: float | None, clock: Clock = time.monotonic) -> floa
     return None if seconds is None else clock() + seconds
 
 
+def countdown(at: float, clock: Clock = time.monotonic) -> RemainingTime:
+    """The time left until `at` on `clock`."""
+    return lambda: at - clock()
+
+
+def sooner(*sources: RemainingTime | None) -> RemainingTime | None:
+    """The time left until the first of `sources` runs out; None when none is given."""
+    given = [source for source in sources if source is not None]
+    if not given:
+        return None
+    if len(given) == 1:
+        return given[0]
+    return lambda: min(source() for source in given)
+
+
 @dataclass
 class Deadline:
-    """A point on `clock` (None: no deadline, as for the CLI by default) and what work has cost.
+    """The run's remaining time (None: no deadline, as for the CLI by default) and what work has cost.
 
     Shared by every target's worker thread: the costs it learns are the run's, not one target's.
     """
 
-    at: float | None
-    clock: Clock = time.monotonic
+    remaining_time: RemainingTime | None
     started_with: float = field(init=False)
-    _longest_batch: float = field(default=0.0, init=False)
-    _longest_commit: float = field(default=0.0, init=False)
+    _batches: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_SAMPLES), init=False)
+    _commits: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_SAMPLES), init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.started_with = 0.0 if self.at is None else max(self.at - self.clock(), 0.0)
+        self.started_with = 0.0 if self.remaining_time is None else max(self.remaining_time(), 0.0)
 
     def remaining(self) -> float | None:
-        return None if self.at is None else self.at - self.clock()
+        return None if self.remaining_time is None else self.remaining_time()
 
     @property
     def margin(self) -> float:
         with self._lock:
-            in_flight = self._longest_batch + self._longest_commit
+            in_flight = _mean(self._batches) + _mean(self._commits)
         return max(self.started_with * MARGIN_FRACTION, in_flight)
 
     def allows_more_work(self) -> bool:
@@ -53,8 +80,12 @@ class Deadline:
 
     def record_batch(self, seconds: float) -> None:
         with self._lock:
-            self._longest_batch = max(self._longest_batch, seconds)
+            self._batches.append(seconds)
 
     def record_commit(self, seconds: float) -> None:
         with self._lock:
-            self._longest_commit = max(self._longest_commit, seconds)
+            self._commits.append(seconds)
+
+
+def _mean(samples: deque[float]) -> float:
+    return sum(samples) / len(samples) if samples else 0.0

@@ -6,17 +6,17 @@ once, maps it, and hands the same desired pairs to every target in parallel.
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from aws_lambda_powertools import Logger
 
 from dagsync.canary import RESERVED_IPS
 from dagsync.config import Settings, Target
-from dagsync.deadline import Deadline
+from dagsync.deadline import Deadline, RemainingTime, countdown
 from dagsync.errors import PceError, SnapshotError
 from dagsync.events import SyncRequest
 from dagsync.fanout import run_in_parallel
 from dagsync.feed import Feed, FeedInventory, Reading
-from dagsync.history import UNFINISHED
 from dagsync.mapping import MappingRules
 from dagsync.memory import collector_paused
 from dagsync.notify import BlockedNotifier
@@ -48,10 +48,12 @@ class SyncEngine:
         wall_clock: Callable[[], float] = time.time,
         tags_in_use: TagsInUse | None = None,
         notifier: BlockedNotifier | None = None,
-        deadline: float | None = None,
+        remaining_time: RemainingTime | None = None,
     ) -> None:
+        """`remaining_time` is the invocation's countdown (docs/fan-out.md#deadlines), read afresh
+        whenever a target asks whether another batch may start; None is no deadline."""
         self._settings = settings
-        self._deadline = deadline
+        self._remaining_time = remaining_time
         self._store = store
         self._clock = clock
         self._targets = TargetSync(
@@ -85,10 +87,10 @@ class SyncEngine:
 
     @collector_paused()
     def run(self, request: SyncRequest, *, deadline: float | None = None) -> RunResult:
-        """One run over every target; `deadline`, a time on the engine's clock, bounds it
-        (docs/fan-out.md#deadlines)."""
+        """One run over every target; `deadline`, a time on the engine's clock, bounds it in place
+        of the engine's remaining time (docs/fan-out.md#deadlines)."""
         started = self._clock()
-        budget = Deadline(deadline if deadline is not None else self._deadline, self._clock)
+        budget = Deadline(countdown(deadline, self._clock) if deadline is not None else self._remaining_time)
         dry_run = request.dry_run or self._settings.dry_run
         result = RunResult(
             mode=request.mode,
@@ -96,41 +98,58 @@ class SyncEngine:
             forced=request.force,
             stuck_after_seconds=self._settings.stuck_conflict_seconds,
         )
-        try:
-            reading = self._feed.read(request)
-        except PceError as exc:
-            logger.error("PCE inventory incomplete; no target was touched", extra={"error": str(exc)})
-            result.error = str(exc)
-        else:
-            result.workloads, result.pairs, result.warnings = (
-                reading.workloads,
-                reading.pairs,
-                reading.warnings,
-            )
-            result.shared_ip_conflicts = reading.shared_ip_conflicts
-            result.source, result.events_seen = reading.source, reading.events_seen
-            result.workloads_fetched = reading.workloads_fetched
-            for warning in reading.warnings:
-                logger.warning(warning)
-            result.targets = run_in_parallel(
-                self._settings.targets,
-                lambda target: self._targets.sync(
-                    target,
-                    reading.desired,
-                    request,
-                    dry_run,
-                    budget,
-                    hostnames=reading.hostnames,
-                    only_ips=reading.only_ips,
-                ),
-                workers=self._settings.panos_max_concurrency,
-                first=self._left_unfinished(),
-            )
-            for target_result in result.targets:
-                result.warnings.extend(f"{target_result.target}: {text}" for text in target_result.warnings)
-            result.event_to_device_seconds = self._finish_feed(reading, result)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="target-order") as background:
+            # The targets' order needs their histories (a DynamoDB read per target): read them
+            # while the inventory is read, not after it (docs/fan-out.md#deadlines).
+            order = background.submit(self._unfinished_streak)
+            try:
+                reading = self._feed.read(request)
+            except PceError as exc:
+                reading = None
+                logger.error("PCE inventory incomplete; no target was touched", extra={"error": str(exc)})
+                result.error = str(exc)
+            priority = order.result()
+        if reading is not None:
+            self._sync_targets(reading, request, result, budget, priority)
         result.duration_ms = int((self._clock() - started) * 1000)
         return result
+
+    def _sync_targets(
+        self,
+        reading: Reading,
+        request: SyncRequest,
+        result: RunResult,
+        budget: Deadline,
+        priority: Callable[[Target], int],
+    ) -> None:
+        """Every target in parallel against the desired pairs read, then the feed's state."""
+        result.workloads, result.pairs, result.warnings = (
+            reading.workloads,
+            reading.pairs,
+            reading.warnings,
+        )
+        result.shared_ip_conflicts = reading.shared_ip_conflicts
+        result.source, result.events_seen = reading.source, reading.events_seen
+        result.workloads_fetched = reading.workloads_fetched
+        for warning in reading.warnings:
+            logger.warning(warning)
+        result.targets = run_in_parallel(
+            self._settings.targets,
+            lambda target: self._targets.sync(
+                target,
+                reading.desired,
+                request,
+                result.dry_run,
+                budget,
+                hostnames=reading.hostnames,
+                only_ips=reading.only_ips,
+            ),
+            workers=self._settings.panos_max_concurrency,
+            priority=priority,
+        )
+        for target_result in result.targets:
+            result.warnings.extend(f"{target_result.target}: {text}" for text in target_result.warnings)
+        result.event_to_device_seconds = self._finish_feed(reading, result)
 
     def _finish_feed(self, reading: Reading, result: RunResult) -> float | None:
         """Record the feed's projection and watermark. Losing that write to another run is safe:
@@ -144,18 +163,18 @@ class SyncEngine:
             )
             return None
 
-    def _left_unfinished(self) -> Callable[[Target], bool]:
-        """Targets the last run left `incomplete` or `failed` go first, so none starves
-        (docs/fan-out.md#deadlines). With no more targets than workers every one starts at once,
-        and the order is not worth the manifest reads."""
+    def _unfinished_streak(self) -> Callable[[Target], int]:
+        """Targets the last runs left `incomplete` or `failed` go first, the longest unfinished
+        first, so none starves (docs/fan-out.md#deadlines). With no more targets than workers
+        every one starts at once, and the order is not worth the manifest reads."""
         targets = self._settings.targets
         if len(targets) <= self._settings.panos_max_concurrency:
-            return lambda _: False
+            return lambda _: 0
         try:
             histories = self._store.histories([target.name for target in targets])
         except SnapshotError as exc:
             logger.warning(
                 "target histories not read; targets run in their configured order", extra={"error": str(exc)}
             )
-            return lambda _: False
-        return lambda target: histories[target.name].last_status in UNFINISHED
+            return lambda _: 0
+        return lambda target: histories[target.name].unfinished_runs

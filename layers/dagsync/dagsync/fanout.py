@@ -10,16 +10,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 
 def run_in_parallel[T, R](
-    items: Sequence[T], work: Callable[[T], R], *, workers: int, first: Callable[[T], bool] = lambda _: False
+    items: Sequence[T], work: Callable[[T], R], *, workers: int, priority: Callable[[T], int] = lambda _: 0
 ) -> list[R]:
-    """`work(item)` for every item, at most `workers` at once, in the order of `items`.
+    """`work(item)` for every item, at most `workers` at once; results in the order of `items`.
 
-    Items for which `first` is true start before the others, so work left unfinished by the
-    last run is never starved by work that is up to date.
+    Items of a higher `priority` start first (equal ones in their given order), so work left
+    unfinished by the last runs is never starved by work that is up to date.
     """
     if not items:
         return []
-    order = sorted(range(len(items)), key=lambda index: not first(items[index]))
+    order = sorted(range(len(items)), key=lambda index: -priority(items[index]))
     if workers <= 1 or len(items) == 1:
         results = {index: work(items[index]) for index in order}
     else:

@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities import parameters
 
 from dagsync.config import Settings, Target
 from dagsync.credentials import PanosCredentials, PceCredentials
+from dagsync.deadline import RemainingTime, countdown, sooner
 from dagsync.engine import Device, SyncEngine
 from dagsync.errors import SecretError
 from dagsync.notify import BlockedNotifier
@@ -94,20 +95,26 @@ def build_engine(
     lease_seconds: float,
     options: ClientOptions | None = None,
     key_cache: KeyCache | None = None,
-    remaining_seconds: float | None = None,
+    remaining_seconds: float | RemainingTime | None = None,
 ) -> SyncEngine:
     """The engine for one run: settings and secrets in, clients built from `options`.
 
+    `remaining_seconds` is the invocation's time: seconds from now, or a source read each time
+    (the handler gives the Lambda context's countdown). The engine's budget follows it; the
+    clients' waits are bounded by the deadline it gives now, on their own clock.
     `key_cache` outlives the run (the handler keeps one per process); every target's client
     shares it and one in-flight limit, since they all talk to one management address.
     """
     options = options or ClientOptions()
-    if remaining_seconds is not None:
-        # The run's deadline on the clients' own clock, so every wait and the engine agree on it.
-        deadline = options.clock() + remaining_seconds
+    remaining = _remaining_time(remaining_seconds, options.clock)
+    if remaining is not None:
+        # The run's deadline on the clients' own clock, so that no retry waits past it.
+        deadline = options.clock() + remaining()
         if options.deadline is not None:
             deadline = min(deadline, options.deadline)
         options = replace(options, deadline=deadline)
+    # The engine stops at whichever comes first: the invocation's end or the clients' deadline.
+    clients_deadline = None if options.deadline is None else countdown(options.deadline, options.clock)
     key_cache = key_cache if key_cache is not None else KeyCache()
     in_flight = InFlightLimit(settings.panos_max_concurrency)
     pce_credentials = PceCredentials.from_secret(read_secret(settings.pce_secret_id), settings.pce_secret_id)
@@ -166,8 +173,15 @@ def build_engine(
         projections=ProjectionStore(store.table, max_lease_seconds=settings.longest_lease_seconds),
         wall_clock=options.wall_clock,
         clock=options.clock,
-        deadline=options.deadline,
+        remaining_time=sooner(remaining, clients_deadline),
     )
+
+
+def _remaining_time(remaining: float | RemainingTime | None, clock: Clock) -> RemainingTime | None:
+    """A source of the remaining time; a number of seconds counts down on `clock` from now."""
+    if remaining is None or callable(remaining):
+        return remaining
+    return countdown(clock() + remaining, clock)
 
 
 def blocked_notifier() -> BlockedNotifier | None:
