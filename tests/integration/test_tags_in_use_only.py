@@ -127,9 +127,11 @@ class TestWithTheChangeFeed:
         self, primed, panos, monkeypatch
     ):
         cut = tags_on(panos)
-        monkeypatch.setenv("TAGS_IN_USE_ONLY", "false")
+        with monkeypatch.context() as patch:  # undone here, before the deployment restores its environment
+            patch.setenv("TAGS_IN_USE_ONLY", "false")
+            cold_start()
+            summary = primed.invoke(SCHEDULED)
         cold_start()
-        summary = primed.invoke(SCHEDULED)
         assert (summary["source"], summary["status"]) == ("export", "ok")
         assert tags_on(panos) > cut
         assert {"illumio.env.Production", "illumio.app.Ordering"} <= tags_on(panos)
