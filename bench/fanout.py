@@ -30,11 +30,9 @@ import app
 from bench.runner import OUT
 from emulators.estate import generate_estate
 from emulators.local import (
+    FUNCTION_ENVIRONMENT,
     PANOS_API_KEY,
-    PANOS_SECRET,
-    PCE_SECRET,
     REGION,
-    TABLE,
     FakeContext,
     cold_start,
     provision,
@@ -126,15 +124,7 @@ def _deployment(
     process = context.Process(target=_world, args=(child, spec, serials), name="fanout-world", daemon=True)
     process.start()
     env = {
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "POWERTOOLS_SERVICE_NAME": "dagsync",
-        "POWERTOOLS_METRICS_NAMESPACE": "DagSync",
-        "PCE_SECRET_ID": PCE_SECRET,
-        "PANOS_SECRET_ID": PANOS_SECRET,
-        "SNAPSHOT_TABLE": TABLE,
+        **FUNCTION_ENVIRONMENT,
         **_answer(conn, process),
         **settings,
     }

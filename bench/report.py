@@ -286,21 +286,25 @@ def _size_section(result: SizeResult, options: Options) -> list[str]:
         f"checkpoint and the commit); {layout.get('shards_touched', 0)} of the {layout.get('shards', 0)} "
         "shards hold a changed IP.",
         "",
-        "Targets of the scale issue"
-        + (
-            ":"
-            if result.size == TARGET_SIZE
-            else f" (set for {TARGET_SIZE:,} workloads; at this size for reference only):"
-        ),
+        *_targets_table("the scale issue", result.size, _targets(result, options.batch_size)),
+    ]
+    return [*lines, "", *_feed_section(result), *_profile_section(result)]
+
+
+def _targets_table(issue: str, size: int, targets: list[Target]) -> list[str]:
+    """The targets an issue set, measured at `size`: met or not, one row each."""
+    scope = (
+        ":"
+        if size == TARGET_SIZE
+        else f" (set for {TARGET_SIZE:,} workloads; at this size for reference only):"
+    )
+    return [
+        f"Targets of {issue}{scope}",
         "",
         "| target | measured | goal | met |",
         "|---|---|---|---|",
+        *(f"| {t.name} | {t.measured} | {t.goal} | {'yes' if t.met else '**no**'} |" for t in targets),
     ]
-    lines += [
-        f"| {t.name} | {t.measured} | {t.goal} | {'yes' if t.met else '**no**'} |"
-        for t in _targets(result, options.batch_size)
-    ]
-    return [*lines, "", *_feed_section(result), *_profile_section(result)]
 
 
 def _feed_targets(cases: dict[str, Case]) -> list[Target]:
@@ -381,19 +385,7 @@ def _feed_section(result: SizeResult) -> list[str]:
             lines.append(_feed_row(cases[key]))
     lines += [
         "",
-        "Targets of the change-feed issue"
-        + (
-            ":"
-            if result.size == TARGET_SIZE
-            else f" (set for {TARGET_SIZE:,} workloads; at this size for reference only):"
-        ),
-        "",
-        "| target | measured | goal | met |",
-        "|---|---|---|---|",
-    ]
-    lines += [
-        f"| {t.name} | {t.measured} | {t.goal} | {'yes' if t.met else '**no**'} |"
-        for t in _feed_targets(cases)
+        *_targets_table("the change-feed issue", result.size, _feed_targets(cases)),
     ]
     return [*lines, "", *_cost_section(result), ""]
 

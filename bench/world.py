@@ -36,7 +36,7 @@ from dagsync.manifest import MANIFEST_KEY
 from dagsync.projection_store import PROJECTION_PK, WATERMARK_KEY
 from dagsync.shard_codec import key_hash
 from emulators.estate import LABEL_VALUES, churn, generate_estate
-from emulators.local import PANOS_API_KEY, PANOS_SECRET, PCE_SECRET, REGION, TABLE, provision
+from emulators.local import FUNCTION_ENVIRONMENT, PANOS_API_KEY, REGION, TABLE, provision
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator
 from emulators.server import LoopbackServer, Request, Response
@@ -126,18 +126,10 @@ class _Host:
     def env(self, batch_size: int) -> dict[str, str]:
         """The function's environment (as template.yaml and LocalDeployment set it), less PANOS_URL."""
         return {
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
+            **FUNCTION_ENVIRONMENT,
             "AWS_ENDPOINT_URL": self.aws_url,
-            "POWERTOOLS_SERVICE_NAME": "dagsync",
-            "POWERTOOLS_METRICS_NAMESPACE": "DagSync",
             "PCE_URL": self.servers[0].url,
             "PCE_ORG_ID": str(self.pce.org_id),
-            "PCE_SECRET_ID": PCE_SECRET,
-            "PANOS_SECRET_ID": PANOS_SECRET,
-            "SNAPSHOT_TABLE": TABLE,
             "BATCH_SIZE": str(batch_size),
             "FULL_EXPORT_MINUTES": str(FULL_EXPORT_MINUTES),
         }

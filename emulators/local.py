@@ -27,6 +27,19 @@ TABLE = "dagsync-snapshots"
 PCE_SECRET = "dagsync/pce"  # noqa: S105 - a secret's name, not its value
 PANOS_SECRET = "dagsync/panos"  # noqa: S105 - a secret's name, not its value
 PANOS_API_KEY = "test-api-key"
+# What the function's environment holds against the local stand-ins whatever their endpoints:
+# the region and moto's dummy credentials, the service names, the secrets' ids and the table.
+FUNCTION_ENVIRONMENT: Mapping[str, str] = {
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",  # moto's dummy credentials
+    "POWERTOOLS_SERVICE_NAME": "dagsync",
+    "POWERTOOLS_METRICS_NAMESPACE": "DagSync",
+    "PCE_SECRET_ID": PCE_SECRET,
+    "PANOS_SECRET_ID": PANOS_SECRET,
+    "SNAPSHOT_TABLE": TABLE,
+}
 
 
 @dataclass
@@ -100,18 +113,10 @@ class LocalDeployment:
         panos_server = LoopbackServer(self.panos, ssl_context=self._ssl_context).start()
         self._servers = [pce_server, panos_server]
         self.env = {
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "POWERTOOLS_SERVICE_NAME": "dagsync",
-            "POWERTOOLS_METRICS_NAMESPACE": "DagSync",
+            **FUNCTION_ENVIRONMENT,
             "PCE_URL": pce_server.url,
             "PCE_ORG_ID": str(self.pce.org_id),
-            "PCE_SECRET_ID": PCE_SECRET,
             "PANOS_URL": panos_server.url,
-            "PANOS_SECRET_ID": PANOS_SECRET,
-            "SNAPSHOT_TABLE": TABLE,
             **self._settings,
         }
         for name, value in self.env.items():

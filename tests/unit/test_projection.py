@@ -2,13 +2,21 @@
 full map of the changed estate, computed from the changed workloads alone."""
 
 import ipaddress
+from collections.abc import Mapping
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dagsync.mapping import Mapper, MappingResult, MappingRules
+from dagsync.mapping import Claim, Mapper, MappingResult, MappingRules
 from dagsync.models import Workload
-from dagsync.projection import recompute, updated
+from dagsync.projection import Projection, recompute
+
+
+def updated(projection: Projection, changed: Mapping[str, Claim | None]) -> dict[str, Claim]:
+    """The projection once `changed` is written to it."""
+    kept = {href: claim for href, claim in projection.items() if href not in changed}
+    return kept | {claim.href: claim for claim in changed.values() if claim is not None}
+
 
 RULES = MappingRules(prefix="illumio.", label_keys=None)
 SKIP = MappingRules(prefix="illumio.", label_keys=None, shared_ip_policy="skip")

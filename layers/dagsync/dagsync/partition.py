@@ -144,14 +144,7 @@ class ShardedPartition[V]:
         if not more:
             return loaded
         refs = _refs(manifest, more)
-        found = self._table.get_many(pk, [ref.key for ref in refs])
-        gone = [ref.key for ref in refs if ref.key not in found]
-        if gone:
-            raise SnapshotError(
-                f"{self._kind} of {pk!r} in table {self._table.name!r} changed while this run read it: "
-                f"shard item {gone[0]!r} is gone"
-            )
-        decoded = self._decode(pk, refs, found)
+        decoded = self._read(pk, refs)
         self._known[pk] = {**self._known.get(pk, {}), **decoded}
         parts = merge((loaded.parts, *(decoded[ref.digest] for ref in refs)), self._width)
         return Loaded(manifest, parts, part | more)
@@ -166,17 +159,21 @@ class ShardedPartition[V]:
     def content(self, pk: str, manifest: Manifest) -> Parts[V]:
         """The content `manifest` names: remembered shards as they are, the others read."""
         known = self._known.get(pk, {})
-        unknown = [ref for ref in manifest.shards if ref.digest not in known]
-        found = self._table.get_many(pk, [ref.key for ref in unknown])
-        gone = [ref.key for ref in unknown if ref.key not in found]
+        decoded = {**known, **self._read(pk, [ref for ref in manifest.shards if ref.digest not in known])}
+        self._known[pk] = decoded
+        return merge((decoded[ref.digest] for ref in manifest.shards), self._width)
+
+    def _read(self, pk: str, refs: Sequence[ShardRef]) -> dict[str, Parts[V]]:
+        """The content of `refs` by digest, from the generation this run already read; raises
+        SnapshotError when one is gone (another run committed meanwhile)."""
+        found = self._table.get_many(pk, [ref.key for ref in refs])
+        gone = [ref.key for ref in refs if ref.key not in found]
         if gone:
             raise SnapshotError(
                 f"{self._kind} of {pk!r} in table {self._table.name!r} changed while this run read it: "
                 f"shard item {gone[0]!r} is gone"
             )
-        decoded = {**known, **self._decode(pk, unknown, found)}
-        self._known[pk] = decoded
-        return merge((decoded[ref.digest] for ref in manifest.shards), self._width)
+        return self._decode(pk, refs, found)
 
     def acquire(
         self,
@@ -292,10 +289,8 @@ class ShardedPartition[V]:
     def _encode(self, pk: str, maps: Sequence[Mapping[str, V]], lease: Lease) -> list[EncodedShard[V] | None]:
         """Every shard of the new generation; None for a shard a partial commit keeps unread."""
         base, part = lease.base, lease.part
-        known = self._known.get(pk, {})
-        current = [(ref.digest, known[ref.digest]) if ref.digest in known else None for ref in base.shards]
         if part is not None:
-            kept = {index: found for index, found in enumerate(current) if found is not None}
+            kept = {index: found for index, found in enumerate(self._current(pk, base)) if found is not None}
             encoded = encode_part(
                 maps, self._codec, self._limits, count=base.shard_count, part=part, known=kept
             )
@@ -303,16 +298,18 @@ class ShardedPartition[V]:
                 return [encoded.get(index) for index in range(base.shard_count)]
             # The part no longer fits its shards: read the rest and commit the whole structure.
             maps = self._whole(pk, maps, base, part)
-            known = self._known.get(pk, {})
-            current = [
-                (ref.digest, known[ref.digest]) if ref.digest in known else None for ref in base.shards
-            ]
+        current = self._current(pk, base)
         try:
             return list(
                 encode_shards(maps, self._codec, self._limits, current=base.shard_count, known=current)
             )
         except ShardOverflow as overflow:
             raise SnapshotError(f"{self._kind} of {pk!r} is too large: {overflow}") from None
+
+    def _current(self, pk: str, base: Manifest) -> list[tuple[str, Parts[V]] | None]:
+        """Each shard of `base` with its content where this object knows it."""
+        known = self._known.get(pk, {})
+        return [(ref.digest, known[ref.digest]) if ref.digest in known else None for ref in base.shards]
 
     def _whole(
         self, pk: str, maps: Sequence[Mapping[str, V]], base: Manifest, part: frozenset[int]

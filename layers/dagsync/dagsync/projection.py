@@ -7,7 +7,7 @@ it; so those IPs are settled again from all their claims, by the mapping's own r
 (docs/mapping.md#shared-addresses), and the result equals a full map of the changed estate.
 """
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from dagsync.diff import subtract
@@ -80,20 +80,6 @@ def addresses(fetched: Mapping[str, Workload | None], rules: MappingRules) -> fr
     mapper = Mapper(rules)
     claims = (mapper.claim(workload) for workload in fetched.values() if workload is not None)
     return frozenset(ip for claim in claims if claim is not None for ip in claim.ips)
-
-
-def updated(projection: Projection, changed: Mapping[str, Claim | None]) -> dict[str, Claim]:
-    """The projection once `changed` is written to it."""
-    return {claim.href: claim for claim in _updated_claims(projection, changed)}
-
-
-def _updated_claims(projection: Projection, changed: Mapping[str, Claim | None]) -> Iterator[Claim]:
-    for href, stored in projection.items():
-        if href not in changed:
-            yield stored
-    for fresh in changed.values():
-        if fresh is not None:
-            yield fresh
 
 
 def _claims_on(
