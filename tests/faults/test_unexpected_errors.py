@@ -5,9 +5,6 @@ import json
 import pytest
 
 from app import RunFailed
-from tests.integration.conftest import log_lines
-
-__all__ = ["log_lines"]
 
 
 def test_an_unexpected_error_while_reading_the_inventory_ends_in_a_failed_summary_and_metrics(

@@ -1,16 +1,14 @@
 """Integration fixtures: the real handler, moto, and both emulators over loopback HTTP."""
 
-import io
-import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
 import app
-from dagsync import observability, runtime
+from dagsync import runtime
 from dagsync.config import Settings
 from dagsync.engine import SyncEngine
 from dagsync.pce import PCE_RETRY
@@ -119,15 +117,3 @@ def settings() -> dict[str, str]:
 def deployment(pce: PceEmulator, panos: PanosEmulator, settings: dict[str, str]) -> Iterator[LocalDeployment]:
     with LocalDeployment(pce=pce, panos=panos, settings=settings) as local:
         yield local
-
-
-@pytest.fixture
-def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
-    """Every structured log line the function writes (its own logger and its children), parsed."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(observability.logger.registered_formatter)
-    service_logger = logging.getLogger(observability.SERVICE)
-    service_logger.addHandler(handler)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
-    service_logger.removeHandler(handler)

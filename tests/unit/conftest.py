@@ -31,8 +31,8 @@ def pce(current: CurrentApp) -> PceEmulator:
 
 
 @pytest.fixture
-def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """An in-process moto DynamoDB client with the snapshot table created."""
+def moto_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's dummy credentials and a region, and no endpoint that would send calls elsewhere."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -40,6 +40,11 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+@pytest.fixture
+def dynamodb(moto_credentials: None) -> Iterator[Any]:
+    """An in-process moto DynamoDB client with the snapshot table created."""
     with mock_aws():
         client = boto3.client("dynamodb")
         create_table(client, TABLE)

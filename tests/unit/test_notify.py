@@ -1,8 +1,6 @@
 """The blocked-run notification (docs/dag-awareness.md#blocked-notification), read back from moto SNS."""
 
-import io
 import json
-import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +9,6 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from dagsync import observability
 from dagsync.notify import MAX_SUBJECT_CHARS, BlockedNotifier
 
 TARGET = "panorama.example.com/007051000123456/vsys1"
@@ -49,14 +46,7 @@ class Topic:
 
 
 @pytest.fixture
-def topic(monkeypatch: pytest.MonkeyPatch) -> Iterator[Topic]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+def topic(moto_credentials: None) -> Iterator[Topic]:
     with mock_aws():
         sns, sqs = boto3.client("sns"), boto3.client("sqs")
         arn = sns.create_topic(Name="dagsync-alarms")["TopicArn"]
@@ -67,17 +57,6 @@ def topic(monkeypatch: pytest.MonkeyPatch) -> Iterator[Topic]:
         # Not raw: the SNS envelope carries the subject as well as the message.
         sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue_arn)
         yield Topic(sns, arn, sqs, queue_url)
-
-
-@pytest.fixture
-def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(observability.logger.registered_formatter)
-    service_logger = logging.getLogger(observability.SERVICE)
-    service_logger.addHandler(handler)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
-    service_logger.removeHandler(handler)
 
 
 def estate(ips: int, tags_of: Callable[[int], set[str]]) -> dict[str, frozenset[str]]:
