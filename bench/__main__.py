@@ -49,6 +49,12 @@ def main(argv: list[str]) -> int:
         "--fanout-scale", type=float, default=0.01, help="factor on the device's real per-entry cost"
     )
     parser.add_argument(
+        "--fanout-response-ms",
+        type=float,
+        default=300.0,
+        help="the device's response time to every request, in milliseconds (0: answer at once)",
+    )
+    parser.add_argument(
         "--fanout", action=argparse.BooleanOptionalAction, default=True, help="run the fan-out section"
     )
     args = parser.parse_args(argv)

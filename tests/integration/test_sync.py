@@ -8,6 +8,7 @@ import pytest
 from app import RunFailed
 from dagsync.canary import CANARY_IP
 from dagsync.snapshot import SnapshotStore
+from dagsync.table import Table
 from emulators.local import TABLE
 from tests.integration.conftest import large_estate, workload
 
@@ -87,6 +88,48 @@ def test_second_run_with_nothing_changed_sends_no_registration_and_writes_no_sna
     }
     assert uid_calls(panos) == []
     assert manifest_item(deployment, target) == before
+
+
+class TestFullExportOfAnUnchangedEstate:
+    """docs/snapshot.md#expected-content: shards that already hold the desired pairs are not read."""
+
+    @pytest.fixture
+    def settings(self):
+        return {"CHANGE_FEED": "off"}
+
+    @pytest.fixture
+    def shards_read(self, monkeypatch):
+        asked = []
+        original = Table.get_many
+
+        def spy(table, pk, sks):
+            asked.extend(sks)
+            return original(table, pk, sks)
+
+        monkeypatch.setattr(Table, "get_many", spy)
+        return asked
+
+    def test_it_reads_the_manifest_and_no_shard(self, deployment, panos, shards_read):
+        deployment.invoke(SCHEDULED)
+        shards_read.clear()
+        panos.clear_log()
+
+        summary = deployment.invoke(SCHEDULED)
+
+        assert summary["status"] == "ok" and summary["targets"][0]["registered"] == 0
+        assert shards_read == []
+        assert uid_calls(panos) == []
+
+    def test_a_relabel_still_reaches_the_device(self, deployment, pce, panos, shards_read):
+        deployment.invoke(SCHEDULED)
+        pce.relabel("/orgs/1/workloads/web2", "env", "Quarantine")
+        panos.clear_log()
+
+        summary = deployment.invoke(SCHEDULED)
+
+        assert summary["targets"][0]["registered"] == 1 and summary["targets"][0]["unregistered"] == 1
+        assert sent_pairs(panos, "register") == {("10.1.0.2", "illumio.env.Quarantine")}
+        assert sent_pairs(panos, "unregister") == {("10.1.0.2", "illumio.env.Production")}
 
 
 def test_relabel_into_quarantine_moves_exactly_one_tag(deployment, pce, panos):

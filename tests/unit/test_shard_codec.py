@@ -17,6 +17,7 @@ from dagsync.shard_codec import (
     encode_shard,
     encode_shards,
     key_hash,
+    layout_digests,
     merge,
     read_tag_sets,
     shard_count,
@@ -48,6 +49,14 @@ def test_each_key_lands_in_the_shard_its_hash_names() -> None:
     assert len(shards) == 16
     for index, shard in enumerate(shards):
         assert all(key_hash(key) & 15 == index for key in shard.parts[0])
+
+
+def test_a_layouts_digests_are_those_its_committed_shards_carry() -> None:
+    shards = encode_shards([words(200)], CODEC, SMALL, current=0)
+
+    layout = layout_digests([words(200)], CODEC, len(shards))
+
+    assert [(digest, parts) for digest, parts in layout] == [(s.digest, s.parts) for s in shards]
 
 
 def test_equal_content_gives_equal_bytes_and_digest() -> None:

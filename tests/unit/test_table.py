@@ -115,6 +115,57 @@ def test_requests_and_consumed_capacity_are_counted(dynamodb: Any) -> None:
     assert counted.write_units > 0
 
 
+class StingyReads:
+    """Forwards BatchGetItem to a real client, but answers one key per call, the rest unprocessed."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def batch_get_item(self, **kwargs: Any) -> Any:
+        self.calls += 1
+        wanted = kwargs["RequestItems"][TABLE]
+        first, rest = wanted["Keys"][:1], wanted["Keys"][1:]
+        response = self.client.batch_get_item(
+            RequestItems={TABLE: {**wanted, "Keys": first}}, ReturnConsumedCapacity="TOTAL"
+        )
+        response["UnprocessedKeys"] = {TABLE: {**wanted, "Keys": rest}} if rest else {}
+        return response
+
+
+def manifests(client: Any, pks: list[str]) -> None:
+    for pk in pks:
+        client.put_item(TableName=TABLE, Item={"pk": {"S": pk}, "sk": {"S": "manifest"}})
+
+
+def test_one_item_of_many_partitions_is_read_in_one_request_per_hundred(dynamodb: Any) -> None:
+    clock = FakeClock()
+    counted = table(dynamodb, clock, Waits(clock))
+    pks = [f"fw-{n}" for n in range(150)]
+    manifests(dynamodb, pks[:140])
+
+    found = counted.get_in_each(pks, "manifest")
+
+    assert sorted(found) == sorted(pks[:140])
+    assert all(item["pk"]["S"] == pk for pk, item in found.items())
+    assert counted.requests == 2
+
+
+def test_partitions_left_unprocessed_are_asked_for_again(dynamodb: Any) -> None:
+    clock = FakeClock()
+    stingy = StingyReads(dynamodb)
+    pks = ["fw-a", "fw-b", "fw-c"]
+    manifests(dynamodb, pks)
+
+    found = table(stingy, clock, Waits(clock)).get_in_each(pks, "manifest")
+
+    assert sorted(found) == pks
+    assert stingy.calls == 3
+
+
 def test_a_conditional_write_that_loses_carries_the_item_it_lost_to(dynamodb: Any) -> None:
     clock = FakeClock()
     counted = table(dynamodb, clock, Waits(clock))

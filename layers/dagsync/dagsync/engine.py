@@ -99,8 +99,8 @@ class SyncEngine:
             stuck_after_seconds=self._settings.stuck_conflict_seconds,
         )
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="target-order") as background:
-            # The targets' order needs their histories (a DynamoDB read per target): read them
-            # while the inventory is read, not after it (docs/fan-out.md#deadlines).
+            # The targets' order needs their histories (their manifests, one BatchGetItem per 100
+            # targets): read them while the inventory is read, not after it (docs/fan-out.md#deadlines).
             order = background.submit(self._unfinished_streak)
             try:
                 reading = self._feed.read(request)

@@ -55,6 +55,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# What a run expects a structure to hold: for a shard count, each shard's digest and content in
+# that layout (shard_codec.layout_digests). A load takes matching shards from it unread.
+type ExpectedLayout[V] = Callable[[int], Sequence[tuple[str, Parts[V]]]]
+
 # A load that finds a shard gone (a commit swapped the manifest and deleted it meanwhile) reads again.
 _LOAD_ATTEMPTS = 3
 
@@ -103,11 +107,15 @@ class ShardedPartition[V]:
         item = self._table.get(pk, MANIFEST_KEY)
         return None if item is None else self.parse(pk, item)
 
-    def load(self, pk: str, keys: Iterable[str] | None = None) -> Loaded[V] | None:
+    def load(
+        self, pk: str, keys: Iterable[str] | None = None, *, expected: ExpectedLayout[V] | None = None
+    ) -> Loaded[V] | None:
         """The committed generation (one GetItem, one BatchGetItem per 100 shards), or None.
 
         With `keys`, only the shards that hold them are read (docs/snapshot.md#partial-reads):
-        the content is theirs alone, complete for those keys.
+        the content is theirs alone, complete for those keys. With `expected`, a shard whose
+        digest is the one `expected` gives for its place in the manifest's layout is not read:
+        its content is known (docs/snapshot.md#expected-content).
         """
         wanted = None if keys is None else list(keys)
         missing: list[str] = []
@@ -117,10 +125,12 @@ class ShardedPartition[V]:
                 return None
             part = None if wanted is None else shards_of(wanted, manifest.shard_count)
             refs = _refs(manifest, part)
-            found = self._table.get_many(pk, [ref.key for ref in refs])
-            missing = [ref.key for ref in refs if ref.key not in found]
+            known = _matching(manifest, refs, expected)
+            unread = [ref for ref in refs if ref.digest not in known]
+            found = self._table.get_many(pk, [ref.key for ref in unread])
+            missing = [ref.key for ref in unread if ref.key not in found]
             if not missing:
-                decoded = self._decode(pk, refs, found)
+                decoded = {**known, **self._decode(pk, unread, found)}
                 self._known[pk] = decoded
                 return Loaded(manifest, merge((decoded[ref.digest] for ref in refs), self._width), part)
             logger.info(
@@ -359,6 +369,22 @@ class ShardedPartition[V]:
                     f"{ref.key!r} cannot be decoded ({error})"
                 ) from None
         return decoded
+
+
+def _matching[V](
+    manifest: Manifest, refs: Sequence[ShardRef], expected: ExpectedLayout[V] | None
+) -> dict[str, Parts[V]]:
+    """The content of the shards of `refs` that `expected` names by digest, by digest."""
+    if expected is None or not refs:
+        return {}
+    layout = expected(manifest.shard_count)
+    position = {ref.key: index for index, ref in enumerate(manifest.shards)}
+    known: dict[str, Parts[V]] = {}
+    for ref in refs:
+        digest, parts = layout[position[ref.key]]
+        if digest == ref.digest:
+            known[digest] = parts
+    return known
 
 
 def _refs(manifest: Manifest, part: frozenset[int] | None) -> tuple[ShardRef, ...]:

@@ -119,11 +119,7 @@ def encode_shards[V](
     hashes = {key: key_hash(key) for key in set[str]().union(*maps)}
     count = shard_count(len(hashes), current, limits)
     while count <= limits.max_shards:
-        mask = count - 1
-        shares: list[Parts[V]] = [tuple({} for _ in maps) for _ in range(count)]
-        for index, values in enumerate(maps):
-            for key, value in values.items():
-                shares[hashes[key] & mask][index][key] = value
+        shares = share_out(maps, count, hashes)
         same_layout = count == current == len(known)
         shards = [
             (_unchanged(parts, known[number]) if same_layout else None) or encode_shard(parts, codec)
@@ -133,6 +129,27 @@ def encode_shards[V](
             return shards
         count *= 2
     raise ShardOverflow(len(hashes), limits.max_shards)
+
+
+def share_out[V](
+    maps: Sequence[Mapping[str, V]], count: int, hashes: Mapping[str, int] | None = None
+) -> list[Parts[V]]:
+    """`maps` split into the `count` shards of that layout, in shard order."""
+    mask = count - 1
+    shares: list[Parts[V]] = [tuple({} for _ in maps) for _ in range(count)]
+    for index, values in enumerate(maps):
+        for key, value in values.items():
+            place = key_hash(key) if hashes is None else hashes[key]
+            shares[place & mask][index][key] = value
+    return shares
+
+
+def layout_digests[V](
+    maps: Sequence[Mapping[str, V]], codec: PayloadCodec[V], count: int
+) -> list[tuple[str, Parts[V]]]:
+    """Each shard of `maps` in a layout of `count` shards: the digest a committed shard of that
+    content carries, and the content. Nothing is compressed: this names content, it writes nothing."""
+    return [(digest(codec.encode(parts)), parts) for parts in share_out(maps, count)]
 
 
 def encode_part[V](

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from dagsync.history import Removal, RunOutcome, TargetHistory
 from dagsync.lease import DEFAULT_MAX_LEASE_SECONDS, Lease, LeaseHeld
 from dagsync.manifest import MANIFEST_KEY, Manifest
 from dagsync.models import TagMap, count_pairs
-from dagsync.partition import ShardedPartition
+from dagsync.partition import ExpectedLayout, ShardedPartition
 from dagsync.retry import Retrier
 from dagsync.shard_codec import (
     DEFAULT_LIMITS,
@@ -30,6 +31,7 @@ from dagsync.shard_codec import (
     ShardLimits,
     TagSetTable,
     compact_json,
+    layout_digests,
     read_tag_sets,
 )
 from dagsync.table import UNPROCESSED_RETRY, ConditionFailed, Table, number
@@ -98,9 +100,10 @@ class SnapshotStore:
         retrier = Retrier(UNPROCESSED_RETRY, sleep=sleep, clock=clock, deadline=deadline)
         self.table = Table(table_name, client=client, retrier=retrier)
         self._clock = clock
+        codec = _TagMapsCodec()
         self._partition = ShardedPartition(
             self.table,
-            _TagMapsCodec(),
+            codec,
             kind="snapshot",
             format_version=FORMAT,
             width=2,
@@ -108,6 +111,7 @@ class SnapshotStore:
             clock=clock,
             max_lease_seconds=max_lease_seconds,
         )
+        self._layouts = _ExpectedLayouts(codec)
 
     @property
     def client(self) -> DynamoDBClient:
@@ -125,13 +129,19 @@ class SnapshotStore:
     def requests(self) -> int:
         return self.table.requests
 
-    def load(self, target: str, *, ips: Iterable[str] | None = None) -> Snapshot:
+    def load(
+        self, target: str, *, ips: Iterable[str] | None = None, expect: TagMap | None = None
+    ) -> Snapshot:
         """Read the committed generation: one GetItem, then one BatchGetItem per 100 shards.
 
         With `ips`, only the shards holding them are read (a targeted update's few addresses),
-        and the lease taken on this snapshot commits only those shards.
+        and the lease taken on this snapshot commits only those shards. With `expect` (the pairs
+        the run is about to plan), a shard whose digest says it holds exactly `expect`'s share as
+        confirmed pairs is not read or decoded: an unchanged target costs its manifest alone
+        (docs/snapshot.md#expected-content).
         """
-        loaded = self._partition.load(target, ips)
+        expected = None if expect is None else self._layouts.of(expect)
+        loaded = self._partition.load(target, ips, expected=expected)
         if loaded is None:
             return Snapshot(target, 0, {}, {})
         confirmed, uncertain = loaded.parts
@@ -147,13 +157,16 @@ class SnapshotStore:
         )
 
     def histories(self, targets: Sequence[str]) -> dict[str, TargetHistory]:
-        """Each target's history from its manifest alone (one small GetItem each, no shard read),
-        for ordering targets before any is loaded; a target never committed has an empty one."""
-        found: dict[str, TargetHistory] = {}
-        for target in targets:
-            item = self.table.get(target, MANIFEST_KEY)
-            found[target] = TargetHistory() if item is None else self._history(target, Manifest(item=item))
-        return found
+        """Each target's history from its manifest alone (one BatchGetItem per 100 targets, no
+        shard read), for ordering targets before any is loaded; a target never committed has an
+        empty one."""
+        manifests = self.table.get_in_each(list(targets), MANIFEST_KEY)
+        return {
+            target: TargetHistory()
+            if target not in manifests
+            else self._history(target, Manifest(item=manifests[target]))
+            for target in targets
+        }
 
     def now(self) -> float:
         """The store's wall clock, on which the target history keeps time."""
@@ -302,6 +315,33 @@ class _Counts:
             self.confirmed_pairs - other.confirmed_pairs,
             self.uncertain_pairs - other.uncertain_pairs,
         )
+
+
+class _ExpectedLayouts:
+    """The shards a map of desired pairs would be committed as, per shard count.
+
+    Every target of a run plans against the same desired map, so its layout is encoded once per
+    run and shard count, not once per target. Kept for the last map asked about (by identity:
+    desired maps are never changed once built); the lock makes one thread encode it while the
+    others wait for the result.
+    """
+
+    def __init__(self, codec: _TagMapsCodec) -> None:
+        self._codec = codec
+        self._lock = threading.Lock()
+        self._pairs: TagMap | None = None
+        self._by_count: dict[int, list[tuple[str, Parts[frozenset[str]]]]] = {}
+
+    def of(self, pairs: TagMap) -> ExpectedLayout[frozenset[str]]:
+        def layout(count: int) -> list[tuple[str, Parts[frozenset[str]]]]:
+            with self._lock:
+                if self._pairs is not pairs:
+                    self._pairs, self._by_count = pairs, {}
+                if count not in self._by_count:
+                    self._by_count[count] = layout_digests((pairs, {}), self._codec, count)
+                return self._by_count[count]
+
+        return layout
 
 
 def _count(manifest: Manifest, name: str) -> int:

@@ -70,7 +70,9 @@ class Device(Protocol):
 
 
 class Store(Protocol):
-    def load(self, target: str, *, ips: Iterable[str] | None = None) -> Snapshot: ...
+    def load(
+        self, target: str, *, ips: Iterable[str] | None = None, expect: TagMap | None = None
+    ) -> Snapshot: ...
 
     def acquire(self, snapshot: Snapshot, run_id: str, lease_seconds: float) -> Lease: ...
 
@@ -276,8 +278,12 @@ class TargetSync:
             )
 
     def _sync(self, run: _TargetRun) -> None:
-        # A targeted update reads only the shards of its IPs (docs/snapshot.md#partial-reads).
-        snapshot = run.snapshot = self._store.load(run.target.name, ips=run.only_ips)
+        # A targeted update reads only the shards of its IPs (docs/snapshot.md#partial-reads). A
+        # whole-estate run names the pairs it will plan, so shards already holding exactly them
+        # are neither read nor decoded (docs/snapshot.md#expected-content); with TAGS_IN_USE_ONLY
+        # the pairs are cut only after the load, so there is nothing to name yet.
+        expect = run.desired if run.only_ips is None and self._tags_in_use is None else None
+        snapshot = run.snapshot = self._store.load(run.target.name, ips=run.only_ips, expect=expect)
         drift_reason = self._drift_reason(run.request, snapshot, run.device)
         if drift_reason is not None and run.only_ips is not None:
             self._needs_whole_inventory(run, drift_reason)

@@ -1,0 +1,135 @@
+"""A load that names the pairs it expects reads only the shards that hold something else
+(docs/snapshot.md#expected-content)."""
+
+from typing import Any
+
+import pytest
+
+from dagsync import shard_codec
+from dagsync.shard_codec import ShardLimits
+from dagsync.snapshot import SnapshotStore
+from emulators.local import TABLE
+
+TARGET = "fw.example.com/vsys1"
+SMALL_SHARDS = ShardLimits(target_per_shard=20, min_per_shard=5, max_per_shard=40)
+
+
+@pytest.fixture
+def store(dynamodb: Any) -> SnapshotStore:
+    return SnapshotStore(TABLE, client=dynamodb, sleep=lambda _: None, limits=SMALL_SHARDS)
+
+
+@pytest.fixture
+def shards_read(store: SnapshotStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The shard items every BatchGetItem of the store asked for."""
+    asked: list[str] = []
+    original = store.table.get_many
+
+    def spy(pk: str, sks: Any) -> Any:
+        asked.extend(sks)
+        return original(pk, sks)
+
+    monkeypatch.setattr(store.table, "get_many", spy)
+    return asked
+
+
+def estate(count: int) -> dict[str, frozenset[str]]:
+    return {
+        f"10.0.{i // 250}.{i % 250 + 1}": frozenset({f"illumio.app.A{i % 7}", "illumio.env.P"})
+        for i in range(count)
+    }
+
+
+def committed(store: SnapshotStore, confirmed: dict[str, frozenset[str]], uncertain: Any = None) -> None:
+    store.commit(store.acquire(store.load(TARGET), "setup", 60), confirmed, uncertain or {})
+
+
+def test_a_load_expecting_exactly_the_committed_pairs_reads_no_shard(
+    store: SnapshotStore, shards_read: list[str]
+) -> None:
+    pairs = estate(640)
+    committed(store, pairs)
+    shards_read.clear()
+
+    snapshot = store.load(TARGET, expect=pairs)
+
+    assert shards_read == []
+    assert snapshot.part is None
+    assert snapshot.confirmed == pairs and snapshot.uncertain == {}
+
+
+def test_a_load_expecting_other_pairs_reads_only_the_shards_that_differ(
+    store: SnapshotStore, shards_read: list[str]
+) -> None:
+    pairs = estate(640)
+    committed(store, pairs)
+    manifest = store.load(TARGET).manifest
+    changed = dict(pairs)
+    changed["10.0.0.1"] = frozenset({"illumio.env.Quarantine"})
+    shards_read.clear()
+
+    snapshot = store.load(TARGET, expect=changed)
+
+    (index,) = shard_codec.shards_of(["10.0.0.1"], manifest.shard_count)
+    assert shards_read == [manifest.shards[index].key]
+    assert snapshot.confirmed == pairs
+
+
+def test_a_shard_holding_uncertain_pairs_is_read_whatever_is_expected(
+    store: SnapshotStore, shards_read: list[str]
+) -> None:
+    pairs = estate(640)
+    committed(store, pairs, {"10.0.0.2": frozenset({"illumio.env.P"})})
+    shards_read.clear()
+
+    snapshot = store.load(TARGET, expect=pairs)
+
+    assert len(shards_read) == 1
+    assert snapshot.uncertain == {"10.0.0.2": frozenset({"illumio.env.P"})}
+    assert snapshot.confirmed == pairs
+
+
+def test_the_expected_layout_is_encoded_once_for_every_target_expecting_the_same_pairs(
+    store: SnapshotStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pairs = estate(640)
+    for target in ("fw-a/vsys1", "fw-b/vsys1", "fw-c/vsys1"):
+        store.commit(store.acquire(store.load(target), "setup", 60), pairs, {})
+    layouts: list[int] = []
+    original = shard_codec.layout_digests
+
+    def spy(maps: Any, codec: Any, count: int) -> Any:
+        layouts.append(count)
+        return original(maps, codec, count)
+
+    monkeypatch.setattr("dagsync.snapshot.layout_digests", spy)
+
+    for target in ("fw-a/vsys1", "fw-b/vsys1", "fw-c/vsys1"):
+        assert store.load(target, expect=pairs).confirmed == pairs
+
+    assert layouts == [32]
+
+
+def test_a_commit_after_an_expecting_load_writes_only_the_changed_shard(
+    store: SnapshotStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pairs = estate(640)
+    committed(store, pairs)
+    keys_before = [ref.key for ref in store.load(TARGET).manifest.shards]
+    encoded: list[Any] = []
+    original = shard_codec.encode_shard
+
+    def spy(parts: Any, codec: Any) -> Any:
+        encoded.append(parts)
+        return original(parts, codec)
+
+    monkeypatch.setattr(shard_codec, "encode_shard", spy)
+    changed = dict(pairs)
+    changed["10.0.0.1"] = frozenset({"illumio.env.Quarantine"})
+
+    store.commit(store.acquire(store.load(TARGET, expect=pairs), "change", 60), changed, {})
+
+    keys_after = [ref.key for ref in store.load(TARGET).manifest.shards]
+    assert len(encoded) == 1
+    assert sum(before != after for before, after in zip(keys_before, keys_after, strict=True)) == 1
+    assert store.load(TARGET).confirmed == changed
