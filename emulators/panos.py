@@ -223,7 +223,8 @@ class PanosEmulator:
     set_unreachable (a Panorama child that errors or times out), set_capacity (table full),
     refuse_ips (addresses the device answers `Invalid IP address` for), set_slowness (a device
     N times slower), concurrency_limit (plain HTTP 503 above N in flight), max_request_bytes
-    (HTTP 400 above it), and `delay` (every response slowed).
+    (HTTP 400 above it), and `delay` (every response slowed: a real device's response time,
+    docs/protocols.md#pan-os-response-time).
 
     Time: `sleep` and `now` default to the real clock; a test may pass its fake clock's so the
     device's costs move fake time instead. `time_scale` (default 0: free) scales `ingest_cost`.
