@@ -13,17 +13,24 @@ from tests.support.clock import FakeClock
 PK = "fw.example.com"
 
 
-class Stingy:
-    """Forwards to a real client, but leaves everything unprocessed for the first `refusals` calls
-    of a batch operation, then processes one item per call."""
+class Forwarding:
+    """A real client, with the calls of the operation a subclass overrides counted."""
 
-    def __init__(self, client: Any, *, refusals: int) -> None:
+    def __init__(self, client: Any) -> None:
         self.client = client
-        self.refusals = refusals
         self.calls = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.client, name)
+
+
+class Stingy(Forwarding):
+    """Leaves everything unprocessed for the first `refusals` BatchWriteItem calls, then processes
+    one item per call."""
+
+    def __init__(self, client: Any, *, refusals: int) -> None:
+        super().__init__(client)
+        self.refusals = refusals
 
     def batch_write_item(self, **kwargs: Any) -> Any:
         self.calls += 1
@@ -115,15 +122,8 @@ def test_requests_and_consumed_capacity_are_counted(dynamodb: Any) -> None:
     assert counted.write_units > 0
 
 
-class StingyReads:
-    """Forwards BatchGetItem to a real client, but answers one key per call, the rest unprocessed."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.calls = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.client, name)
+class StingyReads(Forwarding):
+    """Answers one key per BatchGetItem call, the rest unprocessed."""
 
     def batch_get_item(self, **kwargs: Any) -> Any:
         self.calls += 1
