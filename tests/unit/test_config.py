@@ -6,19 +6,11 @@ import pytest
 
 from dagsync.config import DEFAULT_LABEL_KEYS, LEASE_MARGIN_SECONDS, load_settings
 from dagsync.errors import ConfigError
-
-REQUIRED = {
-    "PCE_URL": "https://pce.example.com:8443",
-    "PCE_ORG_ID": "1",
-    "PCE_SECRET_ID": "dagsync/pce",
-    "PANOS_URL": "https://panorama.example.com",
-    "PANOS_SECRET_ID": "dagsync/panos",
-    "SNAPSHOT_TABLE": "dagsync-snapshots",
-}
+from tests.support.settings import REQUIRED_ENVIRONMENT
 
 
 def settings(**overrides: str):
-    return load_settings({**REQUIRED, **overrides})
+    return load_settings({**REQUIRED_ENVIRONMENT, **overrides})
 
 
 def test_defaults_follow_the_spec():
@@ -60,9 +52,9 @@ def test_a_blank_variable_means_its_default():
     assert settings(BATCH_SIZE="  ", CHANGE_FEED="").batch_size == 500
 
 
-@pytest.mark.parametrize("name", sorted(REQUIRED))
+@pytest.mark.parametrize("name", sorted(REQUIRED_ENVIRONMENT))
 def test_missing_required_variable_is_named(name):
-    env = dict(REQUIRED)
+    env = dict(REQUIRED_ENVIRONMENT)
     del env[name]
     with pytest.raises(ConfigError, match=f"^{name} is required and is not set$"):
         load_settings(env)

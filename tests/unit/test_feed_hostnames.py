@@ -11,16 +11,9 @@ from dagsync.feed import Feed
 from dagsync.mapping import MappingRules
 from dagsync.models import Workload
 from dagsync.pce_parse import PceEvent
+from tests.support.settings import REQUIRED_ENVIRONMENT
 
-ENVIRONMENT = {
-    "PCE_URL": "https://pce.example.com:8443",
-    "PCE_ORG_ID": "1",
-    "PCE_SECRET_ID": "dagsync/pce",
-    "PANOS_URL": "https://panorama.example.com",
-    "PANOS_SECRET_ID": "dagsync/panos",
-    "SNAPSHOT_TABLE": "dagsync-snapshots",
-    "CHANGE_FEED": "off",
-}
+ENVIRONMENT = {**REQUIRED_ENVIRONMENT, "CHANGE_FEED": "off"}
 ESTATE = [
     Workload("/orgs/1/workloads/web1", (("env", "Production"),), ("10.1.0.1",), hostname="web1"),
     Workload("/orgs/1/workloads/vip-a", (("env", "Production"),), ("10.9.0.1",), hostname="vip-a"),

@@ -125,7 +125,7 @@ class ShardedPartition[V]:
                 return None
             part = None if wanted is None else shards_of(wanted, manifest.shard_count)
             refs = _refs(manifest, part)
-            known = _matching(manifest, refs, expected)
+            known = _matching(manifest, part, expected)
             unread = [ref for ref in refs if ref.digest not in known]
             found = self._table.get_many(pk, [ref.key for ref in unread])
             missing = [ref.key for ref in unread if ref.key not in found]
@@ -372,19 +372,18 @@ class ShardedPartition[V]:
 
 
 def _matching[V](
-    manifest: Manifest, refs: Sequence[ShardRef], expected: ExpectedLayout[V] | None
+    manifest: Manifest, part: frozenset[int] | None, expected: ExpectedLayout[V] | None
 ) -> dict[str, Parts[V]]:
-    """The content of the shards of `refs` that `expected` names by digest, by digest."""
-    if expected is None or not refs:
+    """The content of the shards `part` (None: all) whose digest `expected` gives too, by digest."""
+    indices = range(manifest.shard_count) if part is None else part
+    if expected is None or not indices:
         return {}
     layout = expected(manifest.shard_count)
-    position = {ref.key: index for index, ref in enumerate(manifest.shards)}
-    known: dict[str, Parts[V]] = {}
-    for ref in refs:
-        digest, parts = layout[position[ref.key]]
-        if digest == ref.digest:
-            known[digest] = parts
-    return known
+    return {
+        layout[index][0]: layout[index][1]
+        for index in indices
+        if layout[index][0] == manifest.shards[index].digest
+    }
 
 
 def _refs(manifest: Manifest, part: frozenset[int] | None) -> tuple[ShardRef, ...]:

@@ -123,34 +123,29 @@ class Table:
         return response.get("Item")
 
     def get_many(self, pk: str, sks: Sequence[str]) -> dict[str, Item]:
-        """The items of `sks` that exist, strongly consistent: one BatchGetItem per 100 keys."""
-        found: dict[str, Item] = {}
-        for start in range(0, len(sks), _BATCH_GET_KEYS):
-            pending: KeysAndAttributesUnionTypeDef | None = {
-                "Keys": [self.key(pk, sk) for sk in sks[start : start + _BATCH_GET_KEYS]],
-                "ConsistentRead": True,
-            }
-            while pending is not None:
-                pending = self._until_progress(
-                    "BatchGetItem", pk, partial(self._get_batch, pk, pending, found)
-                )
-        return found
+        """The items of `sks` that exist, by sort key, strongly consistent: one BatchGetItem per
+        100 keys."""
+        return self._get_keys(pk, [(pk, sk) for sk in sks], by="sk")
 
     def get_in_each(self, pks: Sequence[str], sk: str) -> dict[str, Item]:
         """The item `sk` of each partition of `pks` that has one, by partition, strongly
         consistent: one BatchGetItem per 100 partitions, where a GetItem each would cost a round
         trip each."""
+        label = "".join(pks[:1]) + (f" and {len(pks) - 1} more" if len(pks) > 1 else "")
+        return self._get_keys(label, [(pk, sk) for pk in pks], by="pk")
+
+    def _get_keys(self, label: str, keys: Sequence[tuple[str, str]], *, by: str) -> dict[str, Item]:
+        """The items of `keys` (pk, sk) that exist, keyed by their attribute `by`; `label` names
+        them in errors."""
         found: dict[str, Item] = {}
-        for start in range(0, len(pks), _BATCH_GET_KEYS):
-            chunk = pks[start : start + _BATCH_GET_KEYS]
+        for start in range(0, len(keys), _BATCH_GET_KEYS):
             pending: KeysAndAttributesUnionTypeDef | None = {
-                "Keys": [self.key(pk, sk) for pk in chunk],
+                "Keys": [self.key(pk, sk) for pk, sk in keys[start : start + _BATCH_GET_KEYS]],
                 "ConsistentRead": True,
             }
-            label = chunk[0] if len(chunk) == 1 else f"{chunk[0]} and {len(chunk) - 1} more"
             while pending is not None:
                 pending = self._until_progress(
-                    "BatchGetItem", label, partial(self._get_batch, label, pending, found, by="pk")
+                    "BatchGetItem", label, partial(self._get_batch, label, pending, found, by=by)
                 )
         return found
 
@@ -235,7 +230,7 @@ class Table:
             request["ExclusiveStartKey"] = last
 
     def _get_batch(
-        self, pk: str, pending: KeysAndAttributesUnionTypeDef, found: dict[str, Item], *, by: str = "sk"
+        self, pk: str, pending: KeysAndAttributesUnionTypeDef, found: dict[str, Item], *, by: str
     ) -> tuple[bool, KeysAndAttributesOutputTypeDef | None]:
         """One BatchGetItem; the items found are keyed by their attribute `by` (sk or pk)."""
         response = self.call(
