@@ -12,13 +12,13 @@ same PanosClient in BATCH_SIZE batches; only the strategy differs:
 
 from dataclasses import dataclass
 
-from dagsync.config import Settings
-from dagsync.diff import subtract, with_prefix
-from dagsync.mapping import map_workloads
-from dagsync.models import TagMap, count_pairs
-from dagsync.panos import PanosClient
-from dagsync.panos_xml import chunk_entries
-from dagsync.pce import PceClient
+from dagsync.core.diff import subtract, with_prefix
+from dagsync.core.mapping import map_workloads
+from dagsync.core.models import TagMap, count_pairs
+from dagsync.core.settings import Settings
+from dagsync.panos.client import PanosClient
+from dagsync.panos.wire import chunk_entries
+from dagsync.pce.client import PceClient
 
 
 @dataclass

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 from bench.baselines import full_push, read_back_diff
 
 if TYPE_CHECKING:
-    from dagsync.config import Settings
-    from dagsync.panos import PanosClient
-    from dagsync.pce import PceClient
+    from dagsync.core.settings import Settings
+    from dagsync.panos.client import PanosClient
+    from dagsync.pce.client import PceClient
 
 KINDS = ("floor", "dagsync", "full-push", "read-back")
 
@@ -31,11 +31,11 @@ def _peak_rss_mb() -> float:
 
 def _clients() -> tuple["Settings", "PceClient", "PanosClient"]:
     """The baselines' and the floor's clients, configured and authenticated as the function's are."""
-    from dagsync.config import load_settings  # noqa: PLC0415
-    from dagsync.credentials import PanosCredentials, PceCredentials  # noqa: PLC0415
-    from dagsync.panos import PanosClient  # noqa: PLC0415
-    from dagsync.pce import PceClient  # noqa: PLC0415
-    from dagsync.runtime import read_secret  # noqa: PLC0415
+    from dagsync.core.settings import load_settings  # noqa: PLC0415
+    from dagsync.edges.runtime import read_secret  # noqa: PLC0415
+    from dagsync.net.credentials import PanosCredentials, PceCredentials  # noqa: PLC0415
+    from dagsync.panos.client import PanosClient  # noqa: PLC0415
+    from dagsync.pce.client import PceClient  # noqa: PLC0415
 
     settings = load_settings(os.environ)
     pce = PceClient(

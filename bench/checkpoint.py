@@ -10,7 +10,7 @@ import time
 import boto3
 from moto import mock_aws
 
-from dagsync.snapshot import SnapshotStore
+from dagsync.store.snapshot import SnapshotStore
 from emulators.local import REGION, TABLE, create_table
 
 TAGS = frozenset({"illumio.app.App1", "illumio.env.Production", "illumio.role.Web", "illumio.loc.AMS"})

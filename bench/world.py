@@ -31,10 +31,10 @@ import boto3
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from bench.meter import DynamoMeter, ItemLookup, Json
-from dagsync.canary import CANARY_IP
-from dagsync.manifest import MANIFEST_KEY
-from dagsync.projection_store import PROJECTION_PK, WATERMARK_KEY
-from dagsync.shard_codec import key_hash
+from dagsync.core.canary import CANARY_IP
+from dagsync.store.codec import key_hash
+from dagsync.store.manifest import MANIFEST_KEY
+from dagsync.store.projection import PROJECTION_PK, WATERMARK_KEY
 from emulators.estate import LABEL_VALUES, churn, generate_estate
 from emulators.local import FUNCTION_ENVIRONMENT, PANOS_API_KEY, REGION, TABLE, provision
 from emulators.panos import PanosEmulator

@@ -15,8 +15,8 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
 from dagsync.__main__ import render_plan
-from dagsync.result import DagChange, RunResult, TargetResult
-from dagsync.tags_in_use import tags_named
+from dagsync.core.result import DagChange, RunResult, TargetResult
+from dagsync.sync.tags_in_use import tags_named
 from emulators.local import LocalDeployment
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dagsync import observability
+from dagsync.edges import observability
 
 
 @pytest.fixture

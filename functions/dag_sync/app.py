@@ -5,14 +5,14 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dagsync.config import load_settings
-from dagsync.deadline import RemainingTime
-from dagsync.errors import DagSyncError
-from dagsync.events import SyncRequest, parse_event
-from dagsync.observability import logger, metrics, publish_metrics, run_log_keys
-from dagsync.panos import KeyCache
-from dagsync.result import RunResult
-from dagsync.runtime import build_engine
+from dagsync.core.errors import DagSyncError
+from dagsync.core.invocation import SyncRequest, parse_event
+from dagsync.core.result import RunResult
+from dagsync.core.settings import load_settings
+from dagsync.edges.observability import logger, metrics, publish_metrics, run_log_keys
+from dagsync.edges.runtime import build_engine
+from dagsync.panos.client import KeyCache
+from dagsync.sync.deadline import RemainingTime
 
 # A PAN-OS key generated from a username and password lives as long as the container: one keygen
 # per cold start, whatever the number of targets and invocations (docs/configuration.md#secrets).

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dagsync import pce as pce_module
+from dagsync.pce import client as pce_module
 from tests.faults.harness import START, Seams, install_seams
 from tests.integration.conftest import deployment, fast_retries, panos, pce, settings
 from tests.support.clock import FakeClock

@@ -10,15 +10,15 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from botocore.exceptions import ClientError
 
-from dagsync.canary import CANARY_IP
-from dagsync.diff import subtract, union
-from dagsync.manifest import MANIFEST_KEY
-from dagsync.mapping import map_workloads
-from dagsync.models import Workload
-from dagsync.panos import PanosClient
-from dagsync.pce import PceClient
-from dagsync.snapshot import Snapshot, SnapshotStore
-from dagsync.table import Table
+from dagsync.core.canary import CANARY_IP
+from dagsync.core.diff import subtract, union
+from dagsync.core.mapping import map_workloads
+from dagsync.core.models import Workload
+from dagsync.panos.client import PanosClient
+from dagsync.pce.client import PceClient
+from dagsync.store.manifest import MANIFEST_KEY
+from dagsync.store.snapshot import Snapshot, SnapshotStore
+from dagsync.store.table import Table
 from emulators.local import TABLE, LocalDeployment
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator

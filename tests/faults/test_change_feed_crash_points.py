@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from app import RunFailed
-from dagsync import runtime
-from dagsync.manifest import MANIFEST_KEY
-from dagsync.projection_store import PROJECTION_PK, WATERMARK_KEY, ProjectionStore
+from dagsync.edges import runtime
+from dagsync.store.manifest import MANIFEST_KEY
+from dagsync.store.projection import PROJECTION_PK, WATERMARK_KEY, ProjectionStore
 from tests.faults.harness import (
     Crash,
     CrashMode,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
-from dagsync.diff import subtract, union
+from dagsync.core.diff import subtract, union
 from tests.faults.harness import (
     CANARY,
     Seams,

@@ -6,8 +6,8 @@ import zlib
 import pytest
 
 from app import RunFailed
-from dagsync.diff import subtract, union
-from dagsync.snapshot import SnapshotStore
+from dagsync.core.diff import subtract, union
+from dagsync.store.snapshot import SnapshotStore
 from emulators.local import TABLE
 from tests.faults.harness import (
     CANARY,

@@ -11,7 +11,7 @@ from typing import ClassVar
 import defusedxml.ElementTree as SafeET
 import pytest
 
-from dagsync.canary import CANARY_IP
+from dagsync.core.canary import CANARY_IP
 from tests.faults.harness import CANARY, assert_exact
 from tests.integration.conftest import workload
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from app import RunFailed
-from dagsync.canary import CANARY_IP
-from dagsync.diff import subtract, union
-from dagsync.models import TagMap
-from dagsync.panos_xml import chunk_entries
+from dagsync.core.canary import CANARY_IP
+from dagsync.core.diff import subtract, union
+from dagsync.core.models import TagMap
+from dagsync.panos.wire import chunk_entries
 from tests.faults.harness import CANARY, assert_exact, desired_of, load_snapshot
 from tests.integration.conftest import ClientSetup
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from app import RunFailed
-from dagsync.pce import PCE_RETRY
+from dagsync.pce.client import PCE_RETRY
 from tests.faults.harness import assert_exact, desired_of, load_snapshot
 from tests.integration.conftest import ClientSetup, large_estate, workload
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from dagsync.projection_store import PROJECTION_PK, WATERMARK_KEY, ProjectionStore, Watermark
-from dagsync.shard_codec import ShardLimits
-from dagsync.table import Table
+from dagsync.store.codec import ShardLimits
+from dagsync.store.projection import PROJECTION_PK, WATERMARK_KEY, ProjectionStore, Watermark
+from dagsync.store.table import Table
 from emulators.local import TABLE
 from tests.faults.harness import Crash, CrashMode, InjectedFault, Seams, table_items, wipe_table
 from tests.support.clock import FakeClock

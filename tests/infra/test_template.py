@@ -274,7 +274,7 @@ def test_schedule_expression_comes_from_parameter(default: Deployment, suffix: s
 def test_schedule_sends_a_scheduled_event_the_handler_accepts(
     default: Deployment, suffix: str, mode: str
 ) -> None:
-    from dagsync.events import SyncRequest, parse_event
+    from dagsync.core.invocation import SyncRequest, parse_event
 
     schedule = schedule_named(default, suffix)
     assert schedule["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": ["DagSyncFunction", "Arn"]}

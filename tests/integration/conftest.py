@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 import app
-from dagsync import runtime
-from dagsync.config import Settings
-from dagsync.engine import SyncEngine
-from dagsync.pce import PCE_RETRY
-from dagsync.retry import RetryPolicy
-from dagsync.runtime import ClientOptions
+from dagsync.core.settings import Settings
+from dagsync.edges import runtime
+from dagsync.edges.runtime import ClientOptions
+from dagsync.net.retry import RetryPolicy
+from dagsync.pce.client import PCE_RETRY
+from dagsync.sync.engine import SyncEngine
 from emulators.local import LocalDeployment
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from dagsync.mapping import map_workloads
-from dagsync.models import Workload, count_pairs
+from dagsync.core.mapping import map_workloads
+from dagsync.core.models import Workload, count_pairs
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator
 from tests.faults.harness import Seams, install_seams, table_items
@@ -237,7 +237,7 @@ def test_a_bulk_relabel_over_the_targeted_limit_makes_a_full_export(
 def test_a_full_page_of_events_makes_a_full_export(
     primed: Any, pce: PceEmulator, panos: PanosEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dagsync import feed
+    from dagsync.sync import feed
 
     monkeypatch.setattr(feed, "DEFAULT_FEED_POLICY", feed.FeedPolicy(max_results=4))
     pce.emit_user_session()

@@ -9,10 +9,10 @@ import pytest
 
 import app
 from app import RunFailed
-from dagsync.canary import CANARY_IP
-from dagsync.credentials import PanosCredentials
-from dagsync.panos import PanosClient
-from dagsync.snapshot import SnapshotStore
+from dagsync.core.canary import CANARY_IP
+from dagsync.net.credentials import PanosCredentials
+from dagsync.panos.client import PanosClient
+from dagsync.store.snapshot import SnapshotStore
 from emulators.local import PANOS_API_KEY, TABLE
 from emulators.panos import PanosEmulator
 from tests.integration.conftest import large_estate, workload

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from dagsync import runtime
-from dagsync.config import load_settings
-from dagsync.engine import ProgressPolicy, SyncEngine
-from dagsync.events import parse_event
-from dagsync.result import RunResult
+from dagsync.core.invocation import parse_event
+from dagsync.core.result import RunResult
+from dagsync.core.settings import load_settings
+from dagsync.edges import runtime
+from dagsync.sync.engine import ProgressPolicy, SyncEngine
 from emulators.local import PANOS_API_KEY, LocalDeployment
 from emulators.panos import IngestCost, PanosEmulator
 from emulators.pce import PceEmulator

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app import RunFailed
-from dagsync.snapshot import SnapshotStore
+from dagsync.store.snapshot import SnapshotStore
 from emulators.local import TABLE
 from emulators.panos import PanosEmulator
 from tests.support.clock import FakeClock

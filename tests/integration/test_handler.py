@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from app import RunFailed
-from dagsync.snapshot import SnapshotStore
+from dagsync.store.snapshot import SnapshotStore
 from emulators.local import PANOS_SECRET, TABLE, LocalDeployment
 
 SCHEDULED = {

@@ -15,8 +15,8 @@ from typing import Any
 import boto3
 import pytest
 
-from dagsync.canary import CANARY_IP
-from dagsync.mapping import make_tag
+from dagsync.core.canary import CANARY_IP
+from dagsync.core.mapping import make_tag
 from emulators.estate import Estate, churn, generate_estate
 from emulators.local import PANOS_API_KEY, LocalDeployment
 from emulators.panos import PanosEmulator

@@ -23,7 +23,7 @@ import pytest
 from moto.awslambda.models import LambdaFunction
 from moto.core.config import DefaultConfig
 
-from dagsync.result import RunResult
+from dagsync.core.result import RunResult
 from emulators.local import REGION, FakeContext, LocalDeployment
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator

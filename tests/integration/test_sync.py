@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from app import RunFailed
-from dagsync.canary import CANARY_IP
-from dagsync.snapshot import SnapshotStore
-from dagsync.table import Table
+from dagsync.core.canary import CANARY_IP
+from dagsync.store.snapshot import SnapshotStore
+from dagsync.store.table import Table
 from emulators.local import TABLE
 from tests.integration.conftest import large_estate, workload
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app import RunFailed
-from dagsync.canary import CANARY_IP
+from dagsync.core.canary import CANARY_IP
 from emulators.local import cold_start
 from emulators.pce import PceEmulator
 from tests.integration.conftest import large_estate, small_estate

@@ -2,9 +2,9 @@
 
 import pytest
 
-from dagsync.canary import CANARY_IP, RESERVED_IPS, Canary, excluding_canary
-from dagsync.mapping import map_workloads
-from dagsync.models import Workload
+from dagsync.core.canary import CANARY_IP, RESERVED_IPS, Canary, excluding_canary
+from dagsync.core.mapping import map_workloads
+from dagsync.core.models import Workload
 
 
 def test_canary_address_is_a_documentation_address_the_mapping_never_tags():

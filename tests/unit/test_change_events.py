@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from dagsync.change_events import HARMLESS_EVENT_TYPES, LABEL_EVENT_TYPES, FeedDecision, classify
+from dagsync.core.change_events import HARMLESS_EVENT_TYPES, LABEL_EVENT_TYPES, FeedDecision, classify
 
 
 @dataclass(frozen=True)

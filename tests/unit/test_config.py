@@ -4,8 +4,8 @@ import ipaddress
 
 import pytest
 
-from dagsync.config import DEFAULT_LABEL_KEYS, LEASE_MARGIN_SECONDS, load_settings
-from dagsync.errors import ConfigError
+from dagsync.core.errors import ConfigError
+from dagsync.core.settings import DEFAULT_LABEL_KEYS, LEASE_MARGIN_SECONDS, load_settings
 from tests.support.settings import REQUIRED_ENVIRONMENT
 
 

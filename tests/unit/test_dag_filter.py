@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dagsync.dag_filter import (
+from dagsync.core.dag_filter import (
     MAX_DEPTH,
     AllOf,
     AnyOf,

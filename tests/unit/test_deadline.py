@@ -1,6 +1,6 @@
 """docs/fan-out.md#deadlines: when a run stops starting batches."""
 
-from dagsync.deadline import RECENT_SAMPLES, Deadline, countdown, deadline_after, sooner
+from dagsync.sync.deadline import RECENT_SAMPLES, Deadline, countdown, deadline_after, sooner
 from tests.support.clock import FakeClock
 
 

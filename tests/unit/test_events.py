@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from dagsync.errors import EventError
-from dagsync.events import SyncRequest, parse_event
+from dagsync.core.errors import EventError
+from dagsync.core.invocation import SyncRequest, parse_event
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 

@@ -3,7 +3,7 @@
 import threading
 import time
 
-from dagsync.fanout import run_in_parallel
+from dagsync.sync.fanout import run_in_parallel
 
 
 def test_results_come_back_in_the_order_of_the_targets():

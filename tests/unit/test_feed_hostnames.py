@@ -5,12 +5,12 @@ from datetime import datetime
 
 import pytest
 
-from dagsync.config import load_settings
-from dagsync.events import SyncRequest
-from dagsync.feed import Feed
-from dagsync.mapping import MappingRules
-from dagsync.models import Workload
-from dagsync.pce_parse import PceEvent
+from dagsync.core.invocation import SyncRequest
+from dagsync.core.mapping import MappingRules
+from dagsync.core.models import Workload
+from dagsync.core.settings import load_settings
+from dagsync.pce.parse import PceEvent
+from dagsync.sync.feed import Feed
 from tests.support.settings import REQUIRED_ENVIRONMENT
 
 ENVIRONMENT = {**REQUIRED_ENVIRONMENT, "CHANGE_FEED": "off"}

@@ -1,6 +1,6 @@
 """A target's history alone: the rolling removal tally, freshness and the unfinished streak."""
 
-from dagsync.history import MAX_REMOVALS, REMOVAL_WINDOW_SECONDS, Removal, RunOutcome, TargetHistory
+from dagsync.core.history import MAX_REMOVALS, REMOVAL_WINDOW_SECONDS, Removal, RunOutcome, TargetHistory
 
 NOW = 1_800_000_000.0
 HOUR = 3600.0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dagsync.http import private_directory, tls_verify
+from dagsync.net.http import private_directory, tls_verify
 
 PEM = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUour-ca\n-----END CERTIFICATE-----\n"
 PLANTED = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUattacker\n-----END CERTIFICATE-----\n"

@@ -3,7 +3,7 @@
 import hashlib
 import ipaddress
 
-from dagsync.mapping import (
+from dagsync.core.mapping import (
     AddressReader,
     MappingResult,
     MappingRules,
@@ -12,7 +12,7 @@ from dagsync.mapping import (
     make_tag,
     map_workloads,
 )
-from dagsync.models import Workload
+from dagsync.core.models import Workload
 
 DEFAULT_KEYS = frozenset({"role", "app", "env", "loc"})
 

@@ -5,9 +5,9 @@ import ipaddress
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dagsync.diff import subtract, with_prefix
-from dagsync.mapping import AddressReader, OddAddress
-from dagsync.panos_xml import _serialized_entry_bytes, estimate_entry_bytes
+from dagsync.core.diff import subtract, with_prefix
+from dagsync.core.mapping import AddressReader, OddAddress
+from dagsync.panos.wire import _serialized_entry_bytes, estimate_entry_bytes
 
 ODD = "odd"
 EXCLUDE = (ipaddress.ip_network("172.17.0.0/16"), ipaddress.ip_network("fd00::/8"))

@@ -4,7 +4,7 @@ import gc
 
 import pytest
 
-from dagsync.memory import collector_paused
+from dagsync.sync.memory import collector_paused
 
 
 def test_the_collector_is_paused_during_a_run_and_enabled_again_after() -> None:

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from dagsync.notify import MAX_SUBJECT_CHARS, BlockedNotifier
+from dagsync.edges.notify import MAX_SUBJECT_CHARS, BlockedNotifier
 
 TARGET = "panorama.example.com/007051000123456/vsys1"
 FUNCTION = "dagsync-prod-DagSyncFunction-AbC123"

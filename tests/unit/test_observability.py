@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
-from dagsync.events import SyncRequest
-from dagsync.observability import SERVICE, logger, metrics, publish_metrics, run_log_keys
-from dagsync.result import RunResult, TargetResult
+from dagsync.core.invocation import SyncRequest
+from dagsync.core.result import RunResult, TargetResult
+from dagsync.edges.observability import SERVICE, logger, metrics, publish_metrics, run_log_keys
 
 PER_TARGET = {
     "PairsRegistered",

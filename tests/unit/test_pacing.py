@@ -2,7 +2,7 @@
 
 import pytest
 
-from dagsync.pacing import Pacer, PacingPastDeadline
+from dagsync.net.pacing import Pacer, PacingPastDeadline
 from tests.support.clock import FakeClock
 
 

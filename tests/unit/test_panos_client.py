@@ -15,10 +15,10 @@ import pytest
 import requests
 import trustme
 
-from dagsync.credentials import PanosCredentials
-from dagsync.errors import PanosAuthError, PanosError
-from dagsync.panos import DagDefinition, InFlightLimit, KeyCache, PanosClient, RegisteredIp
-from dagsync.retry import RetryPolicy
+from dagsync.core.errors import PanosAuthError, PanosError
+from dagsync.net.credentials import PanosCredentials
+from dagsync.net.retry import RetryPolicy
+from dagsync.panos.client import DagDefinition, InFlightLimit, KeyCache, PanosClient, RegisteredIp
 from emulators.panos import PanosEmulator
 from emulators.server import App, LoopbackServer, Request, Response
 from tests.support.clock import FakeClock

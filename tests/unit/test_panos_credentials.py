@@ -2,8 +2,8 @@
 
 import pytest
 
-from dagsync.credentials import PanosCredentials
-from dagsync.errors import SecretError
+from dagsync.core.errors import SecretError
+from dagsync.net.credentials import PanosCredentials
 
 SECRET_ID = "panos/prod"
 API_KEY = "LUFRPT-static-key-0123456789abcdef"

@@ -6,8 +6,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from dagsync.errors import PanosAuthError, PanosError
-from dagsync.panos_xml import (
+from dagsync.core.errors import PanosAuthError, PanosError
+from dagsync.panos.wire import (
     DagDefinition,
     RegisteredIp,
     build_show_registered_ip,

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from dagsync.credentials import PceCredentials
-from dagsync.errors import PceError
-from dagsync.models import Workload
-from dagsync.pacing import Pacer
-from dagsync.pce import PCE_RETRY, PceClient, PceEvent
-from dagsync.retry import Retrier
+from dagsync.core.errors import PceError
+from dagsync.core.models import Workload
+from dagsync.net.credentials import PceCredentials
+from dagsync.net.pacing import Pacer
+from dagsync.net.retry import Retrier
+from dagsync.pce.client import PCE_RETRY, PceClient, PceEvent
 from emulators.pce import PceEmulator
 from emulators.server import LoopbackServer, Request, Response
 from tests.support.clock import FakeClock

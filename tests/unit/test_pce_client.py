@@ -12,12 +12,12 @@ from urllib.parse import quote
 import pytest
 import trustme
 
-from dagsync.credentials import PceCredentials
-from dagsync.errors import PceError
-from dagsync.models import Workload
-from dagsync.pacing import Pacer
-from dagsync.pce import PCE_RETRY, PceClient, PceLimits
-from dagsync.retry import Retrier, RetryPolicy
+from dagsync.core.errors import PceError
+from dagsync.core.models import Workload
+from dagsync.net.credentials import PceCredentials
+from dagsync.net.pacing import Pacer
+from dagsync.net.retry import Retrier, RetryPolicy
+from dagsync.pce.client import PCE_RETRY, PceClient, PceLimits
 from emulators.estate import generate_estate
 from emulators.pce import PceEmulator
 from emulators.server import LoopbackServer, Response

@@ -2,8 +2,8 @@
 
 import pytest
 
-from dagsync.credentials import PceCredentials
-from dagsync.errors import SecretError
+from dagsync.core.errors import SecretError
+from dagsync.net.credentials import PceCredentials
 
 SECRET_ID = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:dagsync/pce-AbCdEf"
 PEM = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n"

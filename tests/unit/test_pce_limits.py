@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from dagsync.credentials import PceCredentials
-from dagsync.errors import PceError
-from dagsync.http import TransferLimits
-from dagsync.pce import PCE_RETRY, PceClient, PceLimits
-from dagsync.retry import Retrier
+from dagsync.core.errors import PceError
+from dagsync.net.credentials import PceCredentials
+from dagsync.net.http import TransferLimits
+from dagsync.net.retry import Retrier
+from dagsync.pce.client import PCE_RETRY, PceClient, PceLimits
 from emulators.pce import PceEmulator
 from emulators.server import LoopbackServer, Response
 from tests.support.clock import FakeClock

@@ -1,7 +1,7 @@
 """docs/dag-awareness.md#membership-plans: `python -m dagsync plan` as an operator reads it."""
 
 from dagsync.__main__ import render_plan
-from dagsync.result import DagChange, RunResult, TargetResult
+from dagsync.core.result import DagChange, RunResult, TargetResult
 
 QUARANTINE = DagChange(
     dag="quarantine",

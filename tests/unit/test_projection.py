@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dagsync.mapping import Claim, Mapper, MappingResult, MappingRules
-from dagsync.models import Workload
-from dagsync.projection import Projection, recompute
+from dagsync.core.mapping import Claim, Mapper, MappingResult, MappingRules
+from dagsync.core.models import Workload
+from dagsync.core.recompute import Projection, recompute
 
 
 def updated(projection: Projection, changed: Mapping[str, Claim | None]) -> dict[str, Claim]:

@@ -5,10 +5,10 @@ from typing import Any
 
 import pytest
 
-from dagsync.errors import SnapshotConflict, SnapshotError
-from dagsync.projection_store import PROJECTION_PK, WATERMARK_KEY, Projection, ProjectionStore, Watermark
-from dagsync.shard_codec import ShardLimits, shards_of
-from dagsync.table import Table
+from dagsync.core.errors import SnapshotConflict, SnapshotError
+from dagsync.store.codec import ShardLimits, shards_of
+from dagsync.store.projection import PROJECTION_PK, WATERMARK_KEY, Projection, ProjectionStore, Watermark
+from dagsync.store.table import Table
 from emulators.local import TABLE
 from tests.support.clock import FakeClock
 from tests.support.snapshot import Proxy, unreferenced_items

@@ -7,7 +7,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from dagsync.redact import mask
+from dagsync.net.redact import mask
 
 SECRET = "p@ss w/rd&<'\"é+="
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dagsync.result import DagChange, RunResult, TargetResult
+from dagsync.core.result import DagChange, RunResult, TargetResult
 
 DOCUMENTED_RUN_KEYS = {
     "status",

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dagsync.retry import Retrier, RetriesExhausted, Retryable, RetryPolicy
+from dagsync.net.retry import Retrier, RetriesExhausted, Retryable, RetryPolicy
 from tests.support.clock import FakeClock
 
 

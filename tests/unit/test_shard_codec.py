@@ -5,7 +5,7 @@ import zlib
 
 import pytest
 
-from dagsync.shard_codec import (
+from dagsync.store.codec import (
     DEFAULT_LIMITS,
     Parts,
     ShardLimits,

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from dagsync.errors import SnapshotConflict, SnapshotError
-from dagsync.shard_codec import DEFAULT_LIMITS, ShardLimits
-from dagsync.snapshot import Lease, SnapshotStore
+from dagsync.core.errors import SnapshotConflict, SnapshotError
+from dagsync.store.codec import DEFAULT_LIMITS, ShardLimits
+from dagsync.store.snapshot import Lease, SnapshotStore
 from emulators.local import TABLE
 from tests.support.clock import FakeClock
 from tests.support.snapshot import TARGET, Proxy, estate, manifest, scan, shard_keys, unreferenced_items

@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
-from dagsync.errors import SnapshotError
-from dagsync.shard_codec import DEFAULT_LIMITS, ShardLimits
-from dagsync.snapshot import SnapshotStore
+from dagsync.core.errors import SnapshotError
+from dagsync.store.codec import DEFAULT_LIMITS, ShardLimits
+from dagsync.store.snapshot import SnapshotStore
 from emulators.local import TABLE
 from tests.support.clock import FakeClock
 from tests.support.snapshot import estate, manifest, shard_keys

@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
-from dagsync.errors import SnapshotError
-from dagsync.history import RunOutcome, TargetHistory
-from dagsync.snapshot import Snapshot, SnapshotStore
+from dagsync.core.errors import SnapshotError
+from dagsync.core.history import RunOutcome, TargetHistory
+from dagsync.store.snapshot import Snapshot, SnapshotStore
 from emulators.local import TABLE
 from tests.support.clock import FakeClock
 from tests.support.snapshot import Proxy, estate, manifest

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from dagsync.shard_codec import ShardLimits, shards_of
-from dagsync.snapshot import SnapshotStore
+from dagsync.store.codec import ShardLimits, shards_of
+from dagsync.store.snapshot import SnapshotStore
 from emulators.local import TABLE
 from tests.support.snapshot import Proxy, unreferenced_items
 

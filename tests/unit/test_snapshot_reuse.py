@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from dagsync import shard_codec
-from dagsync.shard_codec import ShardLimits
-from dagsync.snapshot import SnapshotStore
+from dagsync.store import codec as shard_codec
+from dagsync.store.codec import ShardLimits
+from dagsync.store.snapshot import SnapshotStore
 from emulators.local import TABLE
 
 TARGET = "fw.example.com/vsys1"
@@ -179,7 +179,7 @@ def test_the_expected_layout_is_encoded_once_for_every_target_expecting_the_same
         layouts.append(count)
         return original(maps, codec, count)
 
-    monkeypatch.setattr("dagsync.snapshot.layout_digests", spy)
+    monkeypatch.setattr("dagsync.store.snapshot.layout_digests", spy)
 
     for target in ("fw-a/vsys1", "fw-b/vsys1", "fw-c/vsys1"):
         assert store.load(target, expect=pairs).confirmed == pairs

@@ -4,9 +4,9 @@ from typing import Any
 
 import pytest
 
-from dagsync.errors import SnapshotError
-from dagsync.retry import Retrier
-from dagsync.table import UNPROCESSED_RETRY, ConditionFailed, Table
+from dagsync.core.errors import SnapshotError
+from dagsync.net.retry import Retrier
+from dagsync.store.table import UNPROCESSED_RETRY, ConditionFailed, Table
 from emulators.local import TABLE
 from tests.support.clock import FakeClock
 

@@ -4,9 +4,9 @@ from typing import Any
 
 import pytest
 
-from dagsync.errors import SnapshotError
-from dagsync.table import Table
-from dagsync.tags_cache import REFRESH_SECONDS, TAGS_IN_USE_KEY, TagsInUse, TagsInUseCache
+from dagsync.core.errors import SnapshotError
+from dagsync.store.table import Table
+from dagsync.store.tags_cache import REFRESH_SECONDS, TAGS_IN_USE_KEY, TagsInUse, TagsInUseCache
 from emulators.local import TABLE
 from tests.support.snapshot import Proxy
 

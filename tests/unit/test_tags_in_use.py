@@ -4,8 +4,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from dagsync.errors import PanosAuthError, PanosError, SnapshotError
-from dagsync.tags_in_use import (
+from dagsync.core.errors import PanosAuthError, PanosError, SnapshotError
+from dagsync.sync.tags_in_use import (
     PERMISSION_HINT,
     Definition,
     TagsInUse,

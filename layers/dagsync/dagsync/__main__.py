@@ -13,13 +13,13 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 
-from dagsync.config import load_settings
-from dagsync.deadline import deadline_after
-from dagsync.errors import DagSyncError
-from dagsync.events import SyncRequest
-from dagsync.observability import run_log_keys
-from dagsync.result import DagChange, RunResult, TargetResult
-from dagsync.runtime import build_engine
+from dagsync.core.errors import DagSyncError
+from dagsync.core.invocation import SyncRequest
+from dagsync.core.result import DagChange, RunResult, TargetResult
+from dagsync.core.settings import load_settings
+from dagsync.edges.observability import run_log_keys
+from dagsync.edges.runtime import build_engine
+from dagsync.sync.deadline import deadline_after
 
 _COMMANDS = {
     "plan": SyncRequest(mode="sync", dry_run=True),
