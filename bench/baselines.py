@@ -17,7 +17,7 @@ from dagsync.core.mapping import map_workloads
 from dagsync.core.models import TagMap, count_pairs
 from dagsync.core.settings import Settings
 from dagsync.panos.client import PanosClient
-from dagsync.panos.wire import chunk_entries
+from dagsync.panos.messages import chunk_entries
 from dagsync.pce.client import PceClient
 
 

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.parameters import base as parameters_base
 from moto import mock_aws
 from moto.core.config import DefaultConfig
 
-from app import KEY_CACHE, lambda_handler
+from app import ENVIRONMENT, lambda_handler
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator
 from emulators.server import LoopbackServer
@@ -82,7 +82,7 @@ def cold_start() -> None:
     """Forget cached secrets, clients and generated API keys, as a new Lambda container would."""
     parameters_base.clear_caches()  # type: ignore[no-untyped-call]
     parameters_base.DEFAULT_PROVIDERS.clear()  # type: ignore[attr-defined]
-    KEY_CACHE.clear()
+    ENVIRONMENT.cold_start()
 
 
 class LocalDeployment:

@@ -5,18 +5,17 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from dagsync.core.clocks import RemainingTime
 from dagsync.core.errors import DagSyncError
 from dagsync.core.invocation import SyncRequest, parse_event
 from dagsync.core.result import RunResult
 from dagsync.core.settings import load_settings
 from dagsync.edges.observability import logger, metrics, publish_metrics, run_log_keys
-from dagsync.edges.runtime import build_engine
-from dagsync.panos.client import KeyCache
-from dagsync.sync.deadline import RemainingTime
+from dagsync.edges.runtime import ExecutionEnvironment
 
-# A PAN-OS key generated from a username and password lives as long as the container: one keygen
-# per cold start, whatever the number of targets and invocations (docs/configuration.md#secrets).
-KEY_CACHE = KeyCache()
+# Built once per execution environment and kept while it is warm: the PAN-OS key cache (one keygen
+# per cold start) and the options the clients are built with (docs/architecture.md#one-run).
+ENVIRONMENT = ExecutionEnvironment()
 
 
 class RunFailed(Exception):
@@ -43,11 +42,10 @@ def _run(request: SyncRequest, context: LambdaContext) -> RunResult:
         settings = load_settings(os.environ)
         for note in settings.insecure_settings():
             logger.warning(note)
-        engine = build_engine(
+        engine = ENVIRONMENT.build_engine(
             settings,
             run_id=context.aws_request_id,
             lease_seconds=settings.lease_seconds(remaining_seconds()),
-            key_cache=KEY_CACHE,
             remaining_seconds=remaining_seconds,
         )
         return engine.run(request)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dagsync.pce import client as pce_module
+from dagsync.pce.transport import JobPolling, PceLimits
 from tests.faults.harness import START, Seams, install_seams
 from tests.integration.conftest import deployment, fast_retries, panos, pce, settings
 from tests.support.clock import FakeClock
@@ -11,9 +11,9 @@ __all__ = ["clock", "deployment", "fast_polls", "fast_retries", "panos", "pce", 
 
 
 @pytest.fixture(autouse=True)
-def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+def fast_polls(fast_retries) -> None:
     """The PCE job is polled without the production floor of 0.2 s between polls."""
-    monkeypatch.setattr(pce_module, "_MIN_POLL_DELAY", 0.001)
+    fast_retries.configure(pce_limits=PceLimits(polling=JobPolling(min_delay=0.001)))
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ from dagsync.core.diff import subtract, union
 from dagsync.core.mapping import map_workloads
 from dagsync.core.models import Workload
 from dagsync.panos.client import PanosClient
-from dagsync.pce.client import PceClient
+from dagsync.pce.transport import PceTransport
 from dagsync.store.manifest import MANIFEST_KEY
 from dagsync.store.snapshot import Snapshot, SnapshotStore
 from dagsync.store.table import Table
@@ -160,7 +160,7 @@ def dynamodb_error(code: str, operation: str) -> ClientError:
 def install_seams(monkeypatch: pytest.MonkeyPatch, seams: Seams) -> None:
     original_attempt = PanosClient._attempt
     original_call = Table.call
-    original_get = PceClient._get
+    original_get = PceTransport.get
 
     def attempt(self: PanosClient, body: bytes, headers: dict[str, str]) -> Any:
         return seams.around(panos_label(body), lambda: original_attempt(self, body, headers))
@@ -170,12 +170,12 @@ def install_seams(monkeypatch: pytest.MonkeyPatch, seams: Seams) -> None:
         sent = partial(seams.send, label, request)
         return seams.around(label, lambda: original_call(self, operation, pk, sent))
 
-    def get(self: PceClient, url: str, *args: Any, **kwargs: Any) -> Any:
+    def get(self: PceTransport, url: str, *args: Any, **kwargs: Any) -> Any:
         return seams.around(pce_label(url), lambda: original_get(self, url, *args, **kwargs))
 
     monkeypatch.setattr(PanosClient, "_attempt", attempt)
     monkeypatch.setattr(Table, "call", call)
-    monkeypatch.setattr(PceClient, "_get", get)
+    monkeypatch.setattr(PceTransport, "get", get)
 
 
 # -- end-state checks --------------------------------------------------------------------------

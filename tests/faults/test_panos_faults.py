@@ -13,7 +13,7 @@ from app import RunFailed
 from dagsync.core.canary import CANARY_IP
 from dagsync.core.diff import subtract, union
 from dagsync.core.models import TagMap
-from dagsync.panos.wire import chunk_entries
+from dagsync.panos.messages import chunk_entries
 from tests.faults.harness import CANARY, assert_exact, desired_of, load_snapshot
 from tests.integration.conftest import ClientSetup
 

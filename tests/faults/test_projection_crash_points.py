@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from dagsync.core.records import Watermark
 from dagsync.store.codec import ShardLimits
-from dagsync.store.projection import PROJECTION_PK, WATERMARK_KEY, ProjectionStore, Watermark
+from dagsync.store.projection import PROJECTION_PK, WATERMARK_KEY, ProjectionStore
 from dagsync.store.table import Table
 from emulators.local import TABLE
 from tests.faults.harness import Crash, CrashMode, InjectedFault, Seams, table_items, wipe_table

@@ -8,12 +8,9 @@ from typing import Any
 import pytest
 
 import app
-from dagsync.core.settings import Settings
-from dagsync.edges import runtime
 from dagsync.edges.runtime import ClientOptions
 from dagsync.net.retry import RetryPolicy
 from dagsync.pce.client import PCE_RETRY
-from dagsync.sync.engine import SyncEngine
 from emulators.local import LocalDeployment
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator
@@ -60,9 +57,10 @@ def large_estate(count: int) -> list[dict[str, Any]]:
 
 
 class ClientSetup:
-    """What the function's composition root builds the clients with in tests: options on a fake clock.
+    """How the function's execution environment builds its clients in tests: options on a fake clock.
 
-    Three attempts per request keep the fault tests short; waits cost no real time at all.
+    Three attempts per request keep the fault tests short; waits cost no real time at all. The
+    handler's own environment (`app.ENVIRONMENT`) is configured with them, never replaced.
     """
 
     def __init__(self) -> None:
@@ -74,24 +72,25 @@ class ClientSetup:
             clock=self.clock.monotonic,
         )
 
+    @property
+    def options(self) -> ClientOptions:
+        return app.ENVIRONMENT.options
+
+    @options.setter
+    def options(self, options: ClientOptions) -> None:
+        app.ENVIRONMENT.options = options
+
     def configure(self, **changes: Any) -> None:
         self.options = replace(self.options, **changes)
 
-    def build_engine(self, settings: Settings, **kwargs: Any) -> SyncEngine:
-        return runtime.build_engine(
-            settings,
-            options=self.options,
-            **kwargs,
-        )
-
 
 @pytest.fixture(autouse=True)
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> ClientSetup:
+def fast_retries() -> Iterator[ClientSetup]:
     """Real retry, polling and pacing logic on a fake clock: every wait advances it, none sleeps."""
-    setup = ClientSetup()
-    monkeypatch.setattr(app, "build_engine", setup.build_engine)
+    production = app.ENVIRONMENT.options
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    return setup
+    yield ClientSetup()
+    app.ENVIRONMENT.options = production
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ from dagsync.core.invocation import parse_event
 from dagsync.core.result import RunResult
 from dagsync.core.settings import load_settings
 from dagsync.edges import runtime
-from dagsync.sync.engine import ProgressPolicy, SyncEngine
+from dagsync.sync.engine import SyncEngine
+from dagsync.sync.push import ProgressPolicy
 from emulators.local import PANOS_API_KEY, LocalDeployment
 from emulators.panos import IngestCost, PanosEmulator
 from emulators.pce import PceEmulator

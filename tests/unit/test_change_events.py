@@ -22,7 +22,7 @@ def relabel(n: int, *workloads: str) -> Event:
     return Event(f"/orgs/1/events/e{n}", "workloads.set_labels", workload_hrefs=workloads)
 
 
-def decide(*events: Event, applied=frozenset(), max_results=100, max_targeted=50) -> FeedDecision[Event]:
+def decide(*events: Event, applied=frozenset(), max_results=100, max_targeted=50) -> FeedDecision:
     return classify(list(events), applied=applied, max_results=max_results, max_targeted=max_targeted)
 
 

@@ -11,7 +11,7 @@ from dagsync.core.dag_filter import (
     MAX_DEPTH,
     AllOf,
     AnyOf,
-    DagChange,
+    MembershipChange,
     TagIs,
     UnevaluableFilter,
     cut_to_tags_in_use,
@@ -186,7 +186,7 @@ def test_a_filter_naming_none_of_our_tags_gains_and_loses_nothing():
     [change] = dag_changes(
         [Dag("soc", "'soc.blocked'")], {}, {"10.0.0.1": frozenset({PROD})}, {}, prefix="illumio."
     )
-    assert change == DagChange("soc", "'soc.blocked'")
+    assert change == MembershipChange("soc", "'soc.blocked'")
 
 
 def test_hostnames_are_given_only_for_the_ips_that_move():

@@ -1,6 +1,7 @@
 """The plan and the removal guard (docs/sync.md#plan, docs/sync.md#removal-guard)."""
 
-from dagsync.core.diff import plan_changes, removal_blocked, restricted, with_prefix
+from dagsync.core.diff import plan_changes, restricted, with_prefix
+from dagsync.core.guard import removal_blocked
 
 A, B = "illumio.app.A", "illumio.app.B"
 

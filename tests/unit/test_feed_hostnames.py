@@ -7,9 +7,8 @@ import pytest
 
 from dagsync.core.invocation import SyncRequest
 from dagsync.core.mapping import MappingRules
-from dagsync.core.models import Workload
+from dagsync.core.models import PceEvent, Workload
 from dagsync.core.settings import load_settings
-from dagsync.pce.parse import PceEvent
 from dagsync.sync.feed import Feed
 from tests.support.settings import REQUIRED_ENVIRONMENT
 

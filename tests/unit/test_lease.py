@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from dagsync.core.errors import SnapshotConflict
-from dagsync.store.snapshot import LeaseHeld, SnapshotStore
+from dagsync.core.errors import LeaseHeld, SnapshotConflict
+from dagsync.store.snapshot import SnapshotStore
 from emulators.local import TABLE
 from tests.support.clock import FakeClock
 from tests.support.snapshot import estate, manifest, unreferenced_items

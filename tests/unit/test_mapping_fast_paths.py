@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from dagsync.core.diff import subtract, with_prefix
 from dagsync.core.mapping import AddressReader, OddAddress
-from dagsync.panos.wire import _serialized_entry_bytes, estimate_entry_bytes
+from dagsync.panos.messages import _serialized_entry_bytes, estimate_entry_bytes
 
 ODD = "odd"
 EXCLUDE = (ipaddress.ip_network("172.17.0.0/16"), ipaddress.ip_network("fd00::/8"))

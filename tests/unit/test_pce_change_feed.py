@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from dagsync.core.errors import PceError
-from dagsync.core.models import Workload
+from dagsync.core.models import PceEvent, Workload
 from dagsync.net.credentials import PceCredentials
 from dagsync.net.pacing import Pacer
 from dagsync.net.retry import Retrier
-from dagsync.pce.client import PCE_RETRY, PceClient, PceEvent
+from dagsync.pce.client import PCE_RETRY, PceClient
 from emulators.pce import PceEmulator
 from emulators.server import LoopbackServer, Request, Response
 from tests.support.clock import FakeClock

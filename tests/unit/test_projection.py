@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 
 from dagsync.core.mapping import Claim, Mapper, MappingResult, MappingRules
 from dagsync.core.models import Workload
-from dagsync.core.recompute import Projection, recompute
+from dagsync.core.recompute import Claims, recompute
 
 
-def updated(projection: Projection, changed: Mapping[str, Claim | None]) -> dict[str, Claim]:
+def updated(projection: Claims, changed: Mapping[str, Claim | None]) -> dict[str, Claim]:
     """The projection once `changed` is written to it."""
     kept = {href: claim for href, claim in projection.items() if href not in changed}
     return kept | {claim.href: claim for claim in changed.values() if claim is not None}

@@ -6,8 +6,9 @@ from typing import Any
 import pytest
 
 from dagsync.core.errors import SnapshotConflict, SnapshotError
+from dagsync.core.records import Projection, Watermark
 from dagsync.store.codec import ShardLimits, shards_of
-from dagsync.store.projection import PROJECTION_PK, WATERMARK_KEY, Projection, ProjectionStore, Watermark
+from dagsync.store.projection import PROJECTION_PK, WATERMARK_KEY, ProjectionStore
 from dagsync.store.table import Table
 from emulators.local import TABLE
 from tests.support.clock import FakeClock

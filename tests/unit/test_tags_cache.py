@@ -1,14 +1,14 @@
-"""The cached tags in use per target: written when the DAGs changed or a refresh is due, else not."""
+"""The cached tags in use per target: what a read found, kept unless a later read is stored."""
 
 from typing import Any
 
 import pytest
 
 from dagsync.core.errors import SnapshotError
+from dagsync.core.records import CachedTags
 from dagsync.store.table import Table
-from dagsync.store.tags_cache import REFRESH_SECONDS, TAGS_IN_USE_KEY, TagsInUse, TagsInUseCache
+from dagsync.store.tags_cache import TAGS_IN_USE_KEY, TagsInUseCache
 from emulators.local import TABLE
-from tests.support.snapshot import Proxy
 
 TARGET = "panorama.example.com/007051000123456/vsys1"
 READ_AT = 1_800_000_000.0
@@ -26,13 +26,13 @@ def test_nothing_saved_loads_as_none(dynamodb: Any) -> None:
 def test_saved_tags_load_back_with_their_digest_and_read_time(dynamodb: Any) -> None:
     assert cache_of(dynamodb).save_tags_in_use(TARGET, TAGS, "digest-1", READ_AT) is True
 
-    assert cache_of(dynamodb).load_tags_in_use(TARGET) == TagsInUse(TAGS, "digest-1", READ_AT)
+    assert cache_of(dynamodb).load_tags_in_use(TARGET) == CachedTags(TAGS, "digest-1", READ_AT)
 
 
 def test_an_empty_set_of_tags_is_kept(dynamodb: Any) -> None:
     cache_of(dynamodb).save_tags_in_use(TARGET, frozenset(), "digest-0", READ_AT)
 
-    assert cache_of(dynamodb).load_tags_in_use(TARGET) == TagsInUse(frozenset(), "digest-0", READ_AT)
+    assert cache_of(dynamodb).load_tags_in_use(TARGET) == CachedTags(frozenset(), "digest-0", READ_AT)
 
 
 def test_changed_definitions_are_written_at_once(dynamodb: Any) -> None:
@@ -41,29 +41,18 @@ def test_changed_definitions_are_written_at_once(dynamodb: Any) -> None:
 
     assert cache.save_tags_in_use(TARGET, TAGS | {"illumio.env.Dev"}, "digest-2", READ_AT + 10) is True
 
-    assert cache_of(dynamodb).load_tags_in_use(TARGET) == TagsInUse(
+    assert cache_of(dynamodb).load_tags_in_use(TARGET) == CachedTags(
         TAGS | {"illumio.env.Dev"}, "digest-2", READ_AT + 10
     )
 
 
-def test_the_same_definitions_inside_the_refresh_interval_write_nothing(dynamodb: Any) -> None:
-    cache_of(dynamodb).save_tags_in_use(TARGET, TAGS, "digest-1", READ_AT)
-    proxy = Proxy(dynamodb)
-    cache = cache_of(proxy)
-    cache.load_tags_in_use(TARGET)
-
-    assert cache.save_tags_in_use(TARGET, TAGS, "digest-1", READ_AT + REFRESH_SECONDS - 1) is False
-
-    assert proxy.names() == ["get_item"]
-
-
-def test_the_same_definitions_after_the_refresh_interval_record_the_refresh(dynamodb: Any) -> None:
+def test_a_later_read_of_the_same_definitions_records_its_time(dynamodb: Any) -> None:
     cache = cache_of(dynamodb)
     cache.save_tags_in_use(TARGET, TAGS, "digest-1", READ_AT)
 
-    assert cache.save_tags_in_use(TARGET, TAGS, "digest-1", READ_AT + REFRESH_SECONDS) is True
+    assert cache.save_tags_in_use(TARGET, TAGS, "digest-1", READ_AT + 300) is True
 
-    assert cache_of(dynamodb).load_tags_in_use(TARGET).read_at == READ_AT + REFRESH_SECONDS
+    assert cache_of(dynamodb).load_tags_in_use(TARGET).read_at == READ_AT + 300
 
 
 def test_a_read_older_than_the_stored_one_never_replaces_it(dynamodb: Any) -> None:
@@ -71,13 +60,7 @@ def test_a_read_older_than_the_stored_one_never_replaces_it(dynamodb: Any) -> No
 
     assert cache_of(dynamodb).save_tags_in_use(TARGET, frozenset(), "digest-1", READ_AT) is False
 
-    assert cache_of(dynamodb).load_tags_in_use(TARGET) == TagsInUse(TAGS, "digest-2", READ_AT + 60)
-
-
-def test_a_refresh_is_due_after_the_interval() -> None:
-    cached = TagsInUse(TAGS, "d", READ_AT)
-
-    assert (cached.due(READ_AT + REFRESH_SECONDS - 1), cached.due(READ_AT + REFRESH_SECONDS)) == (False, True)
+    assert cache_of(dynamodb).load_tags_in_use(TARGET) == CachedTags(TAGS, "digest-2", READ_AT + 60)
 
 
 def test_the_cache_sits_beside_the_targets_snapshot(dynamodb: Any) -> None:

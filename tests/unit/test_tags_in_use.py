@@ -7,7 +7,6 @@ import pytest
 from dagsync.core.errors import PanosAuthError, PanosError, SnapshotError
 from dagsync.sync.tags_in_use import (
     PERMISSION_HINT,
-    Definition,
     TagsInUse,
     TagsInUseAnswer,
     TagsInUsePolicy,
@@ -45,7 +44,7 @@ class Device:
         self.error: PanosError | None = None
         self.reads = 0
 
-    def address_groups(self) -> list[Definition]:
+    def address_groups(self) -> list[Dag]:
         self.reads += 1
         if self.error is not None:
             raise self.error

@@ -7,27 +7,9 @@ workload carrying the label, and a page that may not be the last hides events.
 
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
-
-class PceEvent(Protocol):
-    """The parts of a parsed PCE event (docs/protocols.md#pce-events) the decision reads."""
-
-    @property
-    def href(self) -> str: ...
-
-    @property
-    def event_type(self) -> str: ...
-
-    @property
-    def status(self) -> str | None: ...
-
-    @property
-    def workload_hrefs(self) -> tuple[str, ...]: ...
-
-    @property
-    def label_hrefs(self) -> tuple[str, ...]: ...
-
+from dagsync.core.models import PceEvent
 
 # Event types that cannot change a workload's labels, its addresses or its existence
 # (docs/change-feed.md#ignored-event-types). Type names as the PCE writes them (the Illumio
@@ -163,20 +145,20 @@ FeedAction = Literal["nothing", "targeted", "full"]
 
 
 @dataclass(frozen=True, slots=True)
-class FeedDecision[E: PceEvent]:
+class FeedDecision:
     """What this run does, and why (docs/change-feed.md#decision)."""
 
     action: FeedAction
     workload_hrefs: tuple[str, ...] = ()  # sorted; what a targeted update fetches
     reason: str = ""  # why a full export
     # The events that call for the action; their timestamps feed EventToDeviceSeconds.
-    relevant: tuple[E, ...] = ()
+    relevant: tuple[PceEvent, ...] = ()
     unseen: tuple[str, ...] = ()  # hrefs of every event not applied before: applied once this run ends
 
 
-def classify[E: PceEvent](
-    events: Sequence[E], *, applied: Container[str], max_results: int, max_targeted: int
-) -> FeedDecision[E]:
+def classify(
+    events: Sequence[PceEvent], *, applied: Container[str], max_results: int, max_targeted: int
+) -> FeedDecision:
     """Decide from one page of events, `applied` being the hrefs a run already acted on."""
     fresh = [event for event in events if event.href not in applied]
     unseen = tuple(event.href for event in fresh)

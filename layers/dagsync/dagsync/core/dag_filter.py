@@ -10,8 +10,9 @@ use must not be cut from the device.
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
 
+from dagsync.core.device import DagDefinition
 from dagsync.core.models import TagMap
 
 # A filter is at most 2047 characters, so at most ~1000 levels deep; far fewer are plausible,
@@ -204,18 +205,8 @@ def cut_to_tags_in_use(desired: TagMap, tags: frozenset[str]) -> dict[str, froze
     return result
 
 
-class DagDefinition(Protocol):
-    """A dynamic address group as read from the device's configuration."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def filter(self) -> str: ...
-
-
 @dataclass(frozen=True)
-class DagChange:
+class MembershipChange:
     """What one DAG gains and loses under a plan (docs/dag-awareness.md#membership-plans)."""
 
     dag: str
@@ -244,7 +235,7 @@ def dag_changes(
     hostnames: Mapping[str, str],
     *,
     prefix: str,
-) -> list[DagChange]:
+) -> list[MembershipChange]:
     """Per DAG, the IPs that join and leave when our pairs go from `before` to `after`.
 
     Only our tags (`prefix`) are known here: a filter that also names another tool's tags
@@ -256,7 +247,7 @@ def dag_changes(
         dag_filter = parse_filter(definition.filter)
         problem = dag_filter.problem or _foreign_tags(dag_filter, prefix)
         if problem is not None:
-            changes.append(DagChange(definition.name, definition.filter, problem=problem))
+            changes.append(MembershipChange(definition.name, definition.filter, problem=problem))
             continue
         joins: list[str] = []
         leaves: list[str] = []
@@ -266,7 +257,7 @@ def dag_changes(
                 (joins if now else leaves).append(ip)
         names = {ip: hostnames[ip] for ip in (*joins, *leaves) if ip in hostnames}
         changes.append(
-            DagChange(definition.name, definition.filter, tuple(joins), tuple(leaves), hostnames=names)
+            MembershipChange(definition.name, definition.filter, tuple(joins), tuple(leaves), hostnames=names)
         )
     return changes
 

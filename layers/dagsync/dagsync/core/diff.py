@@ -1,11 +1,9 @@
-"""What to register and unregister, and the removal guard. Pure functions."""
+"""What to register and unregister. Pure functions; the removal guard is in guard.py."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dagsync.core.models import TagMap, count_pairs, iter_pairs
-
-GUARD_MINIMUM_PREVIOUS = 20
 
 
 @dataclass(frozen=True)
@@ -87,10 +85,3 @@ def plan_changes(desired: TagMap, confirmed: TagMap, uncertain: TagMap) -> Plan:
         register=subtract(desired, confirmed),
         unregister=subtract(union(confirmed, uncertain), desired),
     )
-
-
-def removal_blocked(plan: Plan, previous_pairs: int, max_removal_ratio: float) -> bool:
-    """The guard of docs/sync.md#removal-guard: too many removals against a large enough previous state."""
-    if previous_pairs < GUARD_MINIMUM_PREVIOUS:
-        return False
-    return plan.unregister_count > max_removal_ratio * previous_pairs

@@ -52,3 +52,16 @@ class SnapshotError(DagSyncError):
 
 class SnapshotConflict(SnapshotError):
     """Another run changed the snapshot (or holds its lease) since this run read it."""
+
+
+class LeaseHeld(SnapshotConflict):
+    """Another run's live lease was honoured; says whose, and how long it has been held.
+
+    `held_for` is None for a lease written before leases recorded when they were taken.
+    """
+
+    def __init__(self, message: str, *, run_id: str, expires_at: float, held_for: float | None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.expires_at = expires_at
+        self.held_for = held_for

@@ -1,7 +1,8 @@
-"""Plain data shared across layers: workloads, pairs and tag maps."""
+"""Plain data shared across layers: workloads, PCE events, pairs and tag maps."""
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 # One IP and the set of our tags on it. The whole tool reasons per IP because PAN-OS
 # registers, unregisters and reports per-entry results per IP.
@@ -17,6 +18,24 @@ class Workload:
     labels: tuple[tuple[str, str], ...]  # (key, value)
     addresses: tuple[str, ...]  # interfaces[].address as given, loopback interfaces removed
     hostname: str = ""  # for the operator: warnings and membership plans name it where known
+
+
+@dataclass(frozen=True, slots=True)
+class PceEvent:
+    """One PCE event, reduced to what the change feed decides on (docs/change-feed.md#decision).
+
+    `status` and `severity` are None when the PCE sends none. `workload_hrefs` and `label_hrefs`
+    are the workloads and labels its resource changes name, org-relative
+    (`/orgs/N/workloads/ID`), each once, in the order the event names them.
+    """
+
+    href: str
+    event_type: str
+    timestamp: datetime  # timezone-aware
+    status: str | None
+    severity: str | None
+    workload_hrefs: tuple[str, ...]
+    label_hrefs: tuple[str, ...]
 
 
 def count_pairs(tag_map: TagMap) -> int:

@@ -14,7 +14,7 @@ from dagsync.core.diff import subtract
 from dagsync.core.mapping import Claim, Mapper, MappingRules
 from dagsync.core.models import Workload
 
-Projection = Mapping[str, Claim]  # workload href -> its claim; workloads without a usable IP left out
+Claims = Mapping[str, Claim]  # workload href -> its claim; workloads without a usable IP left out
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class ProjectionUpdate:
 
 
 def recompute(
-    projection: Projection, fetched: Mapping[str, Workload | None], rules: MappingRules
+    projection: Claims, fetched: Mapping[str, Workload | None], rules: MappingRules
 ) -> ProjectionUpdate:
     """Apply fetched workloads (href -> the workload, or None when it is gone) to the projection.
 
@@ -83,7 +83,7 @@ def addresses(fetched: Mapping[str, Workload | None], rules: MappingRules) -> fr
 
 
 def _claims_on(
-    ips: frozenset[str], projection: Projection, changed: Mapping[str, Claim | None]
+    ips: frozenset[str], projection: Claims, changed: Mapping[str, Claim | None]
 ) -> tuple[dict[str, list[Claim]], dict[str, list[Claim]]]:
     """Every claim on each of `ips`, before and after the changes, in one pass over the projection."""
     before: dict[str, list[Claim]] = {ip: [] for ip in ips}

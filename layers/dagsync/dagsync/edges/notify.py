@@ -10,25 +10,17 @@ import shlex
 import threading
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
+from dagsync import SERVICE
+from dagsync.core.guard import RULE_MEANING, GuardRule
 from dagsync.core.models import TagMap, count_pairs
-from dagsync.edges.observability import SERVICE
 
 logger = Logger(service=SERVICE, child=True)
 
-# Which removal guard held (docs/sync.md#removal-guard).
-GuardRule = Literal["one run", "24 hours"]
-RULE_MEANING: Mapping[GuardRule, str] = {
-    "one run": "this run alone would unregister more than MAX_REMOVAL_RATIO of the pairs last recorded",
-    "24 hours": (
-        "the pairs removed in the last 24 hours, this run's included, would exceed MAX_REMOVAL_RATIO "
-        "of the largest pair count held in that time"
-    ),
-}
 FORCE_EVENT = '{"force": true}'
 TOP_TAGS = 10
 # SNS limits a subject to printable ASCII under 100 characters on one line, and a message to

@@ -10,10 +10,10 @@ from contextlib import contextmanager
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
+from dagsync import SERVICE
 from dagsync.core.invocation import SyncRequest
 from dagsync.core.result import RunResult, TargetResult
 
-SERVICE = "dagsync"
 NAMESPACE = "DagSync"
 
 logger = Logger(service=SERVICE)

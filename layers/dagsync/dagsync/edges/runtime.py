@@ -5,25 +5,26 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import cast
 
 import boto3
 from aws_lambda_powertools.utilities import parameters
 
+from dagsync.core.clocks import Clock, RemainingTime, Sleep
 from dagsync.core.errors import SecretError
 from dagsync.core.settings import Settings, Target
 from dagsync.edges.notify import BlockedNotifier
 from dagsync.net.credentials import PanosCredentials, PceCredentials
 from dagsync.net.pacing import Pacer
-from dagsync.net.retry import Clock, Retrier, RetryPolicy, Sleep
+from dagsync.net.retry import Retrier, RetryPolicy
 from dagsync.panos.client import InFlightLimit, KeyCache, PanosClient
-from dagsync.pce.client import PCE_RETRY, PceClient
+from dagsync.pce.client import PCE_RETRY, PceClient, PceLimits
 from dagsync.store.projection import ProjectionStore
 from dagsync.store.snapshot import SnapshotStore
 from dagsync.store.tags_cache import TagsInUseCache
-from dagsync.sync.deadline import RemainingTime, countdown, sooner
-from dagsync.sync.engine import Device, SyncEngine
-from dagsync.sync.tags_in_use import TagsCache, TagsInUse
+from dagsync.sync.deadline import countdown, sooner
+from dagsync.sync.engine import SyncEngine
+from dagsync.sync.ports import Device
+from dagsync.sync.tags_in_use import TagsInUse
 
 # Secrets are cached in memory this long (docs/configuration.md#secrets), so a warm function does not call
 # Secrets Manager on every run, and a rotated secret is picked up within minutes.
@@ -41,6 +42,7 @@ class ClientOptions:
 
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     pce_retry: RetryPolicy = PCE_RETRY
+    pce_limits: PceLimits = field(default_factory=PceLimits)
     timeout: float = 30.0
     sleep: Sleep = time.sleep
     clock: Clock = time.monotonic
@@ -60,6 +62,38 @@ class ClientOptions:
     def pacer(self, per_minute: int) -> Pacer:
         """The run's one PCE pacer, on this run's clock and deadline."""
         return Pacer(per_minute, clock=self.clock, sleep=self.sleep, deadline=self.deadline)
+
+
+class ExecutionEnvironment:
+    """What one execution environment of the function keeps between invocations.
+
+    The PAN-OS key cache lives as long as the environment: a key generated from a username and
+    password is generated once per cold start, whatever the number of targets and invocations
+    (docs/configuration.md#secrets). `options` are how its clients wait, retry and time out; the
+    defaults are production's, and a local run or a test configures them here rather than
+    building the engine another way.
+    """
+
+    def __init__(self, options: ClientOptions | None = None) -> None:
+        self.options = options or ClientOptions()
+        self.key_cache = KeyCache()
+
+    def build_engine(
+        self, settings: Settings, *, run_id: str, lease_seconds: float, remaining_seconds: RemainingTime
+    ) -> SyncEngine:
+        """The engine of one invocation, with this environment's options and key cache."""
+        return build_engine(
+            settings,
+            run_id=run_id,
+            lease_seconds=lease_seconds,
+            options=self.options,
+            key_cache=self.key_cache,
+            remaining_seconds=remaining_seconds,
+        )
+
+    def cold_start(self) -> None:
+        """Forget generated keys, as a new execution environment would."""
+        self.key_cache.clear()
 
 
 def read_secret(secret_id: str) -> Mapping[str, object]:
@@ -129,6 +163,7 @@ def build_engine(
         retrier=options.retrier(options.pce_retry),
         pacer=options.pacer(settings.pce_max_requests_per_minute),
         timeout=options.timeout,
+        limits=options.pce_limits,
     )
 
     def device_for(target: Target) -> Device:
@@ -157,9 +192,7 @@ def build_engine(
     )
     tags_in_use = None
     if settings.tags_in_use_only:
-        # The cache says whether it wrote; the protocol of tags_in_use asks for no answer.
-        cache = cast(TagsCache, TagsInUseCache(store.table))
-        tags_in_use = TagsInUse(cache, prefix=settings.tag_prefix)
+        tags_in_use = TagsInUse(TagsInUseCache(store.table), prefix=settings.tag_prefix)
     return SyncEngine(
         settings,
         inventory=inventory,

@@ -15,7 +15,7 @@ from typing import Any
 import requests
 import urllib3.exceptions
 
-from dagsync.net.retry import Clock
+from dagsync.core.clocks import Clock
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from dagsync.net.retry import Clock, Sleep
+from dagsync.core.clocks import Clock, Sleep
 
 WINDOW_SECONDS = 60.0
 

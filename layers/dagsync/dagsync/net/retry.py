@@ -13,8 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-Sleep = Callable[[float], None]
-Clock = Callable[[], float]
+from dagsync.core.clocks import Clock, Sleep
 
 
 @dataclass(frozen=True)

@@ -7,49 +7,50 @@ call is exactly one request.
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 from typing import Literal, cast
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import requests
 
+from dagsync.core.clocks import Clock, Sleep
+from dagsync.core.device import DagDefinition, RegisteredIp, UidOutcome, Verb
 from dagsync.core.errors import PanosAuthError, PanosError
 from dagsync.core.models import TagMap
 from dagsync.net.credentials import PanosCredentials
-from dagsync.net.http import new_session, tls_verify
+from dagsync.net.http import (
+    BodyReader,
+    TransferAborted,
+    TransferLimits,
+    TransportBroken,
+    new_session,
+    tls_verify,
+)
+from dagsync.net.reasons import tls_reason, transport_reason
 from dagsync.net.redact import mask
-from dagsync.net.retry import Clock, Retrier, RetriesExhausted, Retryable, RetryPolicy, Sleep
-from dagsync.panos.wire import (
+from dagsync.net.retry import Retrier, RetriesExhausted, Retryable, RetryPolicy
+from dagsync.panos.messages import (
     DEVICE_GROUP_ADDRESS_GROUPS,
     PAGE_LIMIT,
     SHARED_ADDRESS_GROUPS,
-    DagDefinition,
-    ParsedResponse,
-    RegisteredIp,
-    Verb,
     build_show_registered_ip,
     build_uid_message,
     chunk_entries,
+    split_sendable,
+    vsys_address_groups,
+)
+from dagsync.panos.responses import (
+    ParsedResponse,
     entry_messages_by_ip,
     is_permanent_refusal,
     parse_address_groups,
     parse_keygen,
     parse_registered_ips,
     parse_response,
-    split_sendable,
-    vsys_address_groups,
 )
+from dagsync.panos.shared import InFlightLimit, KeyCache
 
-__all__ = [
-    "DagDefinition",
-    "InFlightLimit",
-    "KeyCache",
-    "PanosClient",
-    "RegisteredIp",
-    "UidOutcome",
-]
+__all__ = ["InFlightLimit", "KeyCache", "PanosClient"]
 
 RequestType = Literal["user-id", "op", "config"]
 # The XML API permission each request type needs on the admin role (docs/protocols.md#pan-os-errors).
@@ -61,7 +62,6 @@ PERMISSIONS: Mapping[RequestType, str] = {
 # A page of 500 registered IPs with 32 tags each is well under 5 MB; a config read of every
 # device group's address groups is smaller still. Anything larger is not an answer we asked for.
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
-_READ_CHUNK = 64 * 1024
 # Transfers that broke on the way: the device may answer the same request if asked again.
 _BROKEN_TRANSFER = (
     requests.exceptions.ConnectionError,
@@ -70,92 +70,6 @@ _BROKEN_TRANSFER = (
 )
 _MAX_PAGES = 10_000  # 5,000,000 entries: far above any platform's table; stops a device that ignores paging
 DEFAULT_BATCH_SIZE = 500  # BATCH_SIZE's default: IP entries per uid-message
-DEFAULT_MAX_CONCURRENCY = 5  # PANOS_MAX_CONCURRENCY's default
-
-
-class KeyCache:
-    """API keys generated from a username and password, one per management address and user.
-
-    The composition root keeps one per process (a warm Lambda container) and hands it to every
-    client, so several targets behind one Panorama cost one keygen per cold start, and threads
-    syncing targets in parallel never generate a key twice. `keygens` counts keygen requests sent.
-    """
-
-    def __init__(self) -> None:
-        self._keys: dict[tuple[str, str], str] = {}
-        self._lock = threading.Lock()
-        self.keygens = 0
-
-    def get(self, address: str, username: str, generate: Callable[[], str]) -> str:
-        """The cached key, or one from `generate()`; one keygen at a time, so never two for one user."""
-        with self._lock:
-            cached = self._keys.get((address, username))
-            if cached is not None:
-                return cached
-            self.keygens += 1
-            key = generate()
-            self._keys[(address, username)] = key
-            return key
-
-    def forget(self, address: str, username: str, key: str) -> None:
-        """Drop `key` if it is still the cached one (another thread may have replaced it already)."""
-        with self._lock:
-            if self._keys.get((address, username)) == key:
-                del self._keys[(address, username)]
-
-    def clear(self) -> None:
-        """Forget every key and the count, as a cold start would."""
-        with self._lock:
-            self._keys.clear()
-            self.keygens = 0
-
-
-class InFlightLimit:
-    """At most `limit` requests in flight to one management address, from every client and thread.
-
-    PAN-OS asks for at most five concurrent API calls per management plane, which serves the API
-    and the web interface alike (docs/protocols.md#pan-os-concurrency). The composition root makes
-    one for the run with PANOS_MAX_CONCURRENCY and hands it to every client, so targets synced in
-    parallel behind one Panorama share its five slots whatever the number of serials.
-    """
-
-    def __init__(self, limit: int = DEFAULT_MAX_CONCURRENCY) -> None:
-        if limit < 1:
-            raise ValueError("the in-flight limit must be at least 1")
-        self.limit = limit
-        self._lock = threading.Lock()
-        self._slots: dict[str, threading.BoundedSemaphore] = {}
-
-    @contextmanager
-    def slot(self, address: str) -> Iterator[None]:
-        """Hold one of `address`'s slots for the duration of a request, waiting for one if need be."""
-        with self._lock:
-            slots = self._slots.setdefault(_address_key(address), threading.BoundedSemaphore(self.limit))
-        with slots:
-            yield
-
-
-def _address_key(url: str) -> str:
-    """One management address, however the URL spells it (case, default port, path)."""
-    parts = urlsplit(url)
-    default = {"https": 443, "http": 80}.get(parts.scheme.lower())
-    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{parts.port or default}"
-
-
-@dataclass(frozen=True)
-class UidOutcome:
-    """Result of one register/unregister message, per IP entry."""
-
-    verb: Verb
-    sent: int  # IP entries in the message
-    failed: Mapping[str, str] = field(default_factory=dict)  # ip -> device message, or why not sent
-    benign: int = 0  # per-entry messages "already exists" / "does not exist": counted as done
-    unsent: int = 0  # entries failed without being sent: no message could carry them
-    rejected: frozenset[str] = frozenset()  # failed IPs that no retry can fix (sent or not)
-
-    @property
-    def done(self) -> int:
-        return self.sent + self.unsent - len(self.failed)
 
 
 class PanosClient:
@@ -423,12 +337,33 @@ class PanosClient:
                     f"{location}; redirects are never followed: set PANOS_URL to the management "
                     "address itself"
                 )
-            return response.status_code, _read_capped(response, self._max_response_bytes)
+            return response.status_code, self._read_body(response)
+
+    def _read_body(self, response: requests.Response) -> bytes:
+        """The body, abandoned as soon as it passes `max_response_bytes` or arrives too slowly."""
+        limit = self._max_response_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise PanosError(
+                f"PAN-OS answer of {int(declared)} bytes is over the {limit}-byte limit; not read"
+            )
+        reader = BodyReader(
+            response.raw, limits=TransferLimits(), clock=self._retrier.clock, deadline=self._retrier.deadline
+        )
+        try:
+            return reader.read_all(limit)
+        except TransportBroken as exc:
+            raise PanosError(
+                f"connection to PAN-OS at {self.base_url} broke while it answered ({transport_reason(exc)})",
+                retryable=True,
+            ) from None
+        except TransferAborted as exc:
+            raise PanosError(f"PAN-OS answer was abandoned after {reader.count} bytes: {exc}") from None
 
     def _transport_error(self, exc: requests.exceptions.RequestException) -> PanosError:
         if isinstance(exc, requests.exceptions.SSLError):
             return PanosError(
-                f"TLS verification of PANOS_URL {self.base_url} failed ({_reason(exc)}); set ca_bundle in "
+                f"TLS verification of PANOS_URL {self.base_url} failed ({tls_reason(exc)}); set ca_bundle in "
                 "the PAN-OS secret to the CA that signed the device certificate"
             )
         if isinstance(exc, requests.exceptions.Timeout):
@@ -437,9 +372,9 @@ class PanosClient:
             )
         if isinstance(exc, _BROKEN_TRANSFER):
             return PanosError(
-                f"connection to PAN-OS at {self.base_url} failed ({_reason(exc)})", retryable=True
+                f"connection to PAN-OS at {self.base_url} failed ({transport_reason(exc)})", retryable=True
             )
-        return PanosError(f"request to PAN-OS at {self.base_url} failed ({_reason(exc)})")
+        return PanosError(f"request to PAN-OS at {self.base_url} failed ({transport_reason(exc)})")
 
     def _clean(self, exc: PanosError, what: str, *, suffix: str = "") -> PanosError:
         """The same error with context, and with any secret value masked, whatever the device echoed."""
@@ -473,30 +408,3 @@ def _with_hint(exc: PanosAuthError, kind: RequestType, *, generated: bool) -> Pa
     else:
         hint = f"check api_key in the PAN-OS secret and the admin role's XML API permission '{permission}'"
     return PanosAuthError(f"{exc} ({hint})", code=exc.code, key_expired=exc.key_expired)
-
-
-def _reason(exc: BaseException) -> str:
-    """The underlying cause of a requests error, short: the outer text repeats the pool and URL."""
-    inner: BaseException = exc
-    if exc.args and isinstance(exc.args[0], BaseException):
-        inner = exc.args[0]
-    reason = getattr(inner, "reason", None)
-    if isinstance(reason, BaseException):
-        inner = reason
-    text = str(inner) or type(inner).__name__
-    return text if len(text) <= 200 else text[:200] + "…"
-
-
-def _read_capped(response: requests.Response, limit: int) -> bytes:
-    """The body, read in chunks and abandoned as soon as it passes `limit` bytes."""
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PanosError(f"PAN-OS answer of {int(declared)} bytes is over the {limit}-byte limit; not read")
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_content(_READ_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise PanosError(f"PAN-OS answer passed the {limit}-byte limit; reading stopped")
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -7,12 +7,11 @@ docs/protocols.md#pce-events and docs/mapping.md#addresses.
 
 import re
 import sys
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NoReturn, cast
 
 from dagsync.core.errors import PceError
-from dagsync.core.models import Workload
+from dagsync.core.models import PceEvent, Workload
 
 LabelRef = tuple[str, str] | str  # an inline (key, value), or a label href still to resolve
 LabelTable = dict[str, tuple[str, str]]  # label href -> (key, value)
@@ -25,24 +24,6 @@ _LABEL_HREF = re.compile(r"/orgs/(\d+)/labels/([^/?#\s]+)")
 
 class ShapeError(Exception):
     """A PCE answer lacks the shape we rely on; the message says where."""
-
-
-@dataclass(frozen=True, slots=True)
-class PceEvent:
-    """One PCE event, reduced to what the change feed decides on (docs/change-feed.md#decision).
-
-    `status` and `severity` are None when the PCE sends none. `workload_hrefs` and `label_hrefs`
-    are the workloads and labels its resource changes name, org-relative
-    (`/orgs/N/workloads/ID`), each once, in the order the event names them.
-    """
-
-    href: str
-    event_type: str
-    timestamp: datetime  # timezone-aware
-    status: str | None
-    severity: str | None
-    workload_hrefs: tuple[str, ...]
-    label_hrefs: tuple[str, ...]
 
 
 def workload_href(href: str) -> str | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from dagsync.core.errors import SnapshotConflict, SnapshotError
+from dagsync.core.errors import LeaseHeld, SnapshotConflict, SnapshotError
 from dagsync.store.manifest import MANIFEST_KEY, Manifest
 from dagsync.store.table import ConditionFailed, Table, number
 
@@ -53,19 +53,6 @@ class Lease:
     acquired_at: float
     base: Manifest = field(repr=False)
     part: frozenset[int] | None = None
-
-
-class LeaseHeld(SnapshotConflict):
-    """Another run's live lease was honoured; says whose, and how long it has been held.
-
-    `held_for` is None for a lease written before leases recorded when they were taken.
-    """
-
-    def __init__(self, message: str, *, run_id: str, expires_at: float, held_for: float | None) -> None:
-        super().__init__(message)
-        self.run_id = run_id
-        self.expires_at = expires_at
-        self.held_for = held_for
 
 
 def take(

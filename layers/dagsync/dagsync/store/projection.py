@@ -24,11 +24,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, cast
 
 from dagsync.core.errors import SnapshotConflict, SnapshotError
+from dagsync.core.records import Claimants, Projection, ProjectionEntry, Watermark
 from dagsync.store.codec import (
     DEFAULT_LIMITS,
     Interned,
@@ -57,51 +58,7 @@ FORMAT = 1
 # (by an earlier version) cannot be read in part, and the next export rewrites it with one.
 _INDEXED = "claimants_indexed"
 
-# One workload as the projection keeps it: its addresses (as mapped) and its tags.
-type ProjectionEntry = tuple[tuple[str, ...], frozenset[str]]
-# The hrefs of the workloads claiming one address, sorted.
-type Claimants = tuple[str, ...]
 type _Value = ProjectionEntry | Claimants
-
-
-@dataclass(frozen=True)
-class Projection:
-    """The projection as committed; generation 0 means none was ever committed.
-
-    `entries` is every workload, or, read `around` some workloads, those and every workload
-    sharing an address with them; `workloads` counts the whole projection either way.
-    """
-
-    generation: int
-    entries: dict[str, ProjectionEntry] = field(repr=False)
-    workloads: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Watermark:
-    """Where the change feed stands.
-
-    `last_event_at` is the timestamp of the newest event applied; `applied` the hrefs of the
-    events applied inside the read-back window, so an event read again is recognised;
-    `exported_at` when the last complete export was taken; `rules` the mapping rules the
-    projection was recorded under (MappingRules.fingerprint). `projection_generation` is the
-    projection this watermark goes with, and `revision` counts writes of the watermark, for
-    optimistic concurrency: a write names the revision it read.
-    """
-
-    last_event_at: datetime | None = None
-    applied: frozenset[str] = frozenset()
-    exported_at: datetime | None = None
-    projection_generation: int = 0
-    revision: int = 0
-    rules: str | None = None  # the fingerprint of the mapping rules the projection was made under
-    # The estate as last counted (workloads, desired pairs), which a run that reads no inventory reports.
-    workloads: int = 0
-    pairs: int = 0
-
-    def describes(self, projection: Projection) -> bool:
-        """Whether this watermark was written with `projection` (else: export in full)."""
-        return self.revision > 0 and self.projection_generation == projection.generation
 
 
 class ProjectionStore:

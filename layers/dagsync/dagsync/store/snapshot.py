@@ -31,7 +31,7 @@ from dagsync.store.codec import (
     layout_digests,
     read_tag_sets,
 )
-from dagsync.store.lease import DEFAULT_MAX_LEASE_SECONDS, Lease, LeaseHeld
+from dagsync.store.lease import DEFAULT_MAX_LEASE_SECONDS, Lease
 from dagsync.store.manifest import MANIFEST_KEY, Manifest
 from dagsync.store.partition import ExpectedLayout, ShardedPartition
 from dagsync.store.table import UNPROCESSED_RETRY, ConditionFailed, Table, number
@@ -44,8 +44,6 @@ __all__ = [
     "DEFAULT_MAX_LEASE_SECONDS",
     "FORMAT",
     "Lease",
-    "LeaseHeld",
-    "RunOutcome",
     "Snapshot",
     "SnapshotStore",
 ]

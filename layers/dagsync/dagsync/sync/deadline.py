@@ -18,11 +18,9 @@ countdown), so the budget follows the invocation itself rather than a copy of it
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-Clock = Callable[[], float]
-RemainingTime = Callable[[], float]  # seconds the invocation has left, read again on every call
+from dagsync.core.clocks import Clock, RemainingTime
 
 MARGIN_FRACTION = 0.1
 RECENT_SAMPLES = 16  # batches and commits the margin's estimate of "now" is the mean of

@@ -7,47 +7,49 @@ once, maps it, and hands the same desired pairs to every target in parallel.
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from dagsync import SERVICE
 from dagsync.core.canary import RESERVED_IPS
+from dagsync.core.clocks import Clock, RemainingTime
 from dagsync.core.errors import PceError, SnapshotError
 from dagsync.core.invocation import SyncRequest
 from dagsync.core.mapping import MappingRules
 from dagsync.core.result import RunResult
 from dagsync.core.settings import Settings, Target
-from dagsync.edges.notify import BlockedNotifier
-from dagsync.edges.observability import SERVICE
-from dagsync.store.projection import ProjectionStore
-from dagsync.sync.deadline import Deadline, RemainingTime, countdown
+from dagsync.sync.deadline import Deadline, countdown
 from dagsync.sync.fanout import run_in_parallel
-from dagsync.sync.feed import Feed, FeedInventory, Reading
+from dagsync.sync.feed import Feed, Reading
 from dagsync.sync.memory import collector_paused
+from dagsync.sync.ports import Device, Inventory, Notifier, Projections, Snapshots
+from dagsync.sync.push import ProgressPolicy
 from dagsync.sync.tags_in_use import TagsInUse
-from dagsync.sync.target_sync import Device, ProgressPolicy, Store, TargetSync
-
-__all__ = ["Device", "FeedInventory", "ProgressPolicy", "Store", "SyncEngine"]
+from dagsync.sync.target_sync import TargetSync
 
 logger = Logger(service=SERVICE, child=True)
 DEFAULT_PROGRESS = ProgressPolicy()
 
 
 class SyncEngine:
+    """One run: the desired state read once, then every target synced against it in parallel."""
+
     def __init__(
         self,
         settings: Settings,
         *,
-        inventory: FeedInventory,
-        store: Store,
+        inventory: Inventory,
+        store: Snapshots[Any, Any],
         device_for: Callable[[Target], Device],
         run_id: str,
         lease_seconds: float = 900.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
         progress: ProgressPolicy = DEFAULT_PROGRESS,
-        projections: ProjectionStore | None = None,
-        wall_clock: Callable[[], float] = time.time,
+        projections: Projections | None = None,
+        wall_clock: Clock = time.time,
         tags_in_use: TagsInUse | None = None,
-        notifier: BlockedNotifier | None = None,
+        notifier: Notifier | None = None,
         remaining_time: RemainingTime | None = None,
     ) -> None:
         """`remaining_time` is the invocation's countdown (docs/fan-out.md#deadlines), read afresh

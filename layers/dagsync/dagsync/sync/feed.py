@@ -6,24 +6,24 @@ watermark (docs/change-feed.md#watermark). The engine sends; this module only re
 """
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
 from aws_lambda_powertools import Logger
 
+from dagsync import SERVICE
 from dagsync.core.change_events import FeedDecision, classify
+from dagsync.core.clocks import Clock
 from dagsync.core.errors import PceError, SnapshotError
 from dagsync.core.invocation import SyncRequest
 from dagsync.core.mapping import Claim, Mapper, MappingResult, MappingRules, hostnames_by_ip
-from dagsync.core.models import TagMap, Workload, count_pairs
+from dagsync.core.models import PceEvent, TagMap, Workload, count_pairs
 from dagsync.core.recompute import ProjectionUpdate, addresses, recompute
+from dagsync.core.records import Projection, ProjectionEntry, Watermark
 from dagsync.core.result import Source, TargetResult
 from dagsync.core.settings import Settings
-from dagsync.edges.observability import SERVICE
-from dagsync.pce.parse import PceEvent
-from dagsync.store.projection import Projection, ProjectionEntry, ProjectionStore, Watermark
+from dagsync.sync.ports import Inventory, Projections
 
 logger = Logger(service=SERVICE, child=True)
 
@@ -50,16 +50,6 @@ class FeedPolicy:
 
 
 DEFAULT_FEED_POLICY = FeedPolicy()
-
-
-class FeedInventory(Protocol):
-    def fetch_workloads(self) -> list[Workload]: ...
-
-    def fetch_workload(self, href: str) -> Workload | None: ...
-
-    def fetch_events(
-        self, since: datetime, *, until: datetime | None = None, max_results: int
-    ) -> list[PceEvent]: ...
 
 
 @dataclass
@@ -103,11 +93,11 @@ class Feed:
         settings: Settings,
         rules: MappingRules,
         *,
-        inventory: FeedInventory,
-        projections: ProjectionStore | None,
+        inventory: Inventory,
+        projections: Projections | None,
         run_id: str,
         lease_seconds: float,
-        wall_clock: Callable[[], float] = time.time,
+        wall_clock: Clock = time.time,
         policy: FeedPolicy | None = None,
     ) -> None:
         self._settings = settings
@@ -242,11 +232,11 @@ class Feed:
 
     def _targeted(
         self,
-        store: ProjectionStore,
+        store: Projections,
         watermark: Watermark,
         moved: Watermark,
         events: Sequence[PceEvent],
-        decision: FeedDecision[PceEvent],
+        decision: FeedDecision,
         *,
         hostnames: bool,
     ) -> Reading:

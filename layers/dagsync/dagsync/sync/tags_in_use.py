@@ -21,9 +21,11 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
 
+from dagsync.core.device import DagDefinition
 from dagsync.core.errors import DagSyncError, PanosAuthError, PanosError, SnapshotError
+from dagsync.core.records import CachedTags
+from dagsync.sync.ports import DagReader, TagsCache
 
 # Quote characters that delimit a tag in a filter. PAN-OS documents single quotes
 # (docs/protocols.md#pan-os-address-groups); whether it also accepts double quotes is unverified,
@@ -31,46 +33,6 @@ from dagsync.core.errors import DagSyncError, PanosAuthError, PanosError, Snapsh
 _QUOTES = "'\""
 _SEPARATORS = frozenset("() \t\r\n")
 PERMISSION_HINT = "give the admin role XML API Configuration read permission"
-
-
-class Definition(Protocol):
-    """One dynamic address group as the device defines it (dagsync.panos_xml.DagDefinition)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def filter(self) -> str: ...
-
-    @property
-    def location(self) -> str: ...
-
-
-class DagReader(Protocol):
-    """The device's DAG definitions; a refusal or an unreadable answer raises PanosError."""
-
-    def address_groups(self) -> Sequence[Definition]: ...
-
-
-class CachedTags(Protocol):
-    """The tags in use last read for a target, as the snapshot table keeps them."""
-
-    @property
-    def tags(self) -> frozenset[str]: ...
-
-    @property
-    def digest(self) -> str: ...
-
-    @property
-    def read_at(self) -> float: ...
-
-
-class TagsCache(Protocol):
-    """The per-target `tags-in-use` item of the snapshot table (docs/snapshot.md#items)."""
-
-    def load_tags_in_use(self, target: str) -> CachedTags | None: ...
-
-    def save_tags_in_use(self, target: str, tags: frozenset[str], digest: str, read_at: float) -> None: ...
 
 
 class UnreadableFilter(ValueError):
@@ -113,7 +75,7 @@ class TagsInUseAnswer:
     fresh: bool
     read_at: float
     warning: str | None = None
-    definitions: tuple[Definition, ...] | None = None
+    definitions: tuple[DagDefinition, ...] | None = None
     synced: frozenset[str] | None = None
     digest: str = ""
 
@@ -164,7 +126,7 @@ def _take_word(word: list[str], named: set[str]) -> None:
         word.clear()
 
 
-def definitions_digest(definitions: Iterable[Definition], prefix: str) -> str:
+def definitions_digest(definitions: Iterable[DagDefinition], prefix: str) -> str:
     """SHA-256 of the definitions in a canonical order, and of the prefix the tags were cut to."""
     canonical = sorted([d.location, d.name, d.filter] for d in definitions)
     text = json.dumps({"prefix": prefix, "definitions": canonical}, ensure_ascii=False, separators=(",", ":"))
@@ -239,7 +201,7 @@ class TagsInUse:
             return None
         return cached
 
-    def _tags_of(self, definitions: Sequence[Definition]) -> frozenset[str]:
+    def _tags_of(self, definitions: Sequence[DagDefinition]) -> frozenset[str]:
         tags: set[str] = set()
         for definition in definitions:
             try:

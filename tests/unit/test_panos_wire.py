@@ -6,13 +6,16 @@ from urllib.parse import urlencode
 
 import pytest
 
+from dagsync.core.device import DagDefinition, RegisteredIp
 from dagsync.core.errors import PanosAuthError, PanosError
-from dagsync.panos.wire import (
-    DagDefinition,
-    RegisteredIp,
+from dagsync.panos.messages import (
     build_show_registered_ip,
     build_uid_message,
     chunk_entries,
+    split_sendable,
+    vsys_address_groups,
+)
+from dagsync.panos.responses import (
     classify_entry,
     entry_messages_by_ip,
     normalise_ip,
@@ -20,8 +23,6 @@ from dagsync.panos.wire import (
     parse_keygen,
     parse_registered_ips,
     parse_response,
-    split_sendable,
-    vsys_address_groups,
 )
 from emulators.panos import BILLION_LAUGHS
 
