@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SAM_STAMP := $(SAM_VENV)/.installed
 
-.PHONY: install install-sam lint typecheck unit integration infra-check test demo bench local clean
+.PHONY: install install-sam lint typecheck unit check integration infra-check test demo bench local clean
 
 $(STAMP): requirements-dev.txt layers/dagsync/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy layers/dagsync/dagsync functions/dag_sync/app.py emulators bench
 
 unit: $(STAMP)
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q -n 2 tests/unit
+
+# The inner loop: lint, types and the unit tests, in well under a minute.
+check: lint typecheck unit
 
 integration: $(STAMP)
 	$(BIN)/pytest -q tests/integration
