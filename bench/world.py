@@ -32,7 +32,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from bench.meter import DynamoMeter, ItemLookup, Json
 from dagsync.core.canary import CANARY_IP
-from dagsync.store.codec import key_hash
+from dagsync.store.codec import shards_of
 from dagsync.store.manifest import MANIFEST_KEY
 from dagsync.store.projection import PROJECTION_PK, WATERMARK_KEY
 from emulators.estate import LABEL_VALUES, churn, generate_estate
@@ -193,7 +193,7 @@ class _Host:
         if manifest is None:
             return None
         count = int(manifest["shard_count"]["N"])
-        touched = {key_hash(ip) & (count - 1) for ip in changed}
+        touched = shards_of(changed, count)
         return {"shards": count, "shards_touched": len(touched), "ips": int(manifest["ips"]["N"])}
 
     def churn(self, percent: float, seed: int) -> Json:

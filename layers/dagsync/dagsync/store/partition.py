@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
+from dagsync.core.clocks import Clock
 from dagsync.core.errors import SnapshotError
 from dagsync.store import garbage
 from dagsync.store import lease as leases
@@ -89,7 +90,7 @@ class ShardedPartition[V]:
         format_version: int,
         width: int,
         limits: ShardLimits,
-        clock: Callable[[], float],
+        clock: Clock,
         max_lease_seconds: float,
     ) -> None:
         self._table = table

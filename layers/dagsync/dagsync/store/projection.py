@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, cast
 
+from dagsync.core.clocks import Clock
 from dagsync.core.errors import SnapshotConflict, SnapshotError
 from dagsync.core.records import Claimants, Projection, ProjectionEntry, Watermark
 from dagsync.store.codec import (
@@ -71,7 +72,7 @@ class ProjectionStore:
         self,
         table: Table,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
         limits: ShardLimits = DEFAULT_LIMITS,
         max_lease_seconds: float = DEFAULT_MAX_LEASE_SECONDS,
     ) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from dagsync.core.clocks import Clock
 from dagsync.core.errors import SnapshotError
 from dagsync.core.history import Removal, RunOutcome, TargetHistory
 from dagsync.core.models import TagMap, count_pairs
@@ -89,7 +90,7 @@ class SnapshotStore:
         table_name: str,
         *,
         client: DynamoDBClient | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
         sleep: Callable[[float], None] = time.sleep,
         deadline: float | None = None,
         limits: ShardLimits = DEFAULT_LIMITS,
