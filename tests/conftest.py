@@ -3,12 +3,21 @@
 import io
 import json
 import logging
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import hypothesis
 import pytest
 
 from dagsync.edges import observability
+
+# Hypothesis profiles, chosen with HYPOTHESIS_PROFILE: `ci` (the default, what `make test` runs:
+# fixed seeds, so a failure replays), `dev` (a quick pass while editing), `release` (a deep search).
+hypothesis.settings.register_profile("ci", max_examples=100, derandomize=True, database=None, deadline=None)
+hypothesis.settings.register_profile("dev", max_examples=20, deadline=None)
+hypothesis.settings.register_profile("release", max_examples=2000, deadline=None)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

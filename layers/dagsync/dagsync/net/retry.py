@@ -5,7 +5,9 @@ should be tried again raises `Retryable`; anything else propagates at once. Retr
 the policy's attempts are used up, when the waits would add up past `max_waited`, or when the
 next wait would end past the run's deadline; the caller then gets `RetriesExhausted`, which says
 how many attempts were made and how long was waited, so the caller's error can say so too.
-See docs/sync.md#retries.
+Beside it, not through it: the PCE's async job is polled until it finishes (`pce/jobs.py`, a wait
+for work in progress, not a retry of a failure), and botocore keeps its own standard retries for
+throttled DynamoDB calls under ours. See docs/sync.md#retries.
 """
 
 import random
