@@ -1,4 +1,4 @@
-"""The fault matrix of README.md#faults-and-outcomes, DynamoDB side: throttling that outlasts the
+"""The fault matrix of docs/reliability.md#faults-and-outcomes, DynamoDB side: throttling that outlasts the
 SDK's retries, conflicts, answers lost after a write went through, and items that cannot be decoded."""
 
 import zlib

@@ -3,6 +3,7 @@ three register and three unregister batches (BATCH_SIZE=2). A batch the device c
 the target; the pairs of that batch are recorded as uncertain, what went before is recorded as
 done, and the next run converges."""
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from dagsync.core.canary import CANARY_IP
 from dagsync.core.diff import subtract, union
 from dagsync.core.models import TagMap
 from dagsync.panos.messages import chunk_entries
+from emulators.local import PANOS_SECRET
 from tests.faults.harness import CANARY, assert_exact, desired_of, load_snapshot
 from tests.integration.conftest import ClientSetup
 
@@ -228,3 +230,49 @@ def test_an_entry_the_device_refuses_for_another_reason_is_retried_until_it_fits
         panos.register_foreign(ip, soc_keeps if ip == "10.1.0.1" else tags, persistent=ip != CANARY_IP)
     assert deployment.invoke({})["status"] == "ok"
     assert_exact(deployment, panos, desired, {"10.1.0.1": soc_keeps}, now=clock.now)
+
+
+def test_a_role_without_a_permission_fails_naming_the_permission_to_grant(deployment, pce, panos, clock):
+    deployment.invoke({})
+    move_everyone_to_staging(pce)
+    panos.deny_permission("user-id", answer="unauth")  # status="unauth" code="16"
+    with pytest.raises(RunFailed, match="grant it the XML API permission 'User-ID Agent'"):
+        deployment.invoke({})
+    panos.grant_permission("user-id")
+    assert deployment.invoke({})["status"] == "ok"
+    assert_exact(deployment, panos, desired_of(pce), {}, now=clock.now)
+
+
+def test_an_expired_generated_key_is_replaced_within_the_run_and_the_run_is_ok(deployment, pce, panos, clock):
+    panos.add_user("dagsync", "s3cret&pass")
+    deployment.put_secret(PANOS_SECRET, json.dumps({"username": "dagsync", "password": "s3cret&pass"}))
+    deployment.invoke({})
+    move_everyone_to_staging(pce)
+    panos.unauth_next(code="22", type="user-id")
+    assert deployment.invoke({})["status"] == "ok"
+    assert panos.keygen_count == 2
+    assert_exact(deployment, panos, desired_of(pce), {}, now=clock.now)
+
+
+def test_an_expired_configured_key_fails_pointing_at_the_secret(deployment, pce, panos, clock):
+    deployment.invoke({})
+    move_everyone_to_staging(pce)
+    panos.unauth_next(code="22", type="user-id")
+    with pytest.raises(RunFailed, match="the configured API key has expired or was revoked"):
+        deployment.invoke({})
+    assert deployment.invoke({})["status"] == "ok"
+    assert_exact(deployment, panos, desired_of(pce), {}, now=clock.now)
+
+
+def test_a_redirect_fails_naming_its_location_and_is_never_followed(deployment, pce, panos, clock):
+    deployment.invoke({})
+    move_everyone_to_staging(pce)
+    panos.redirect_next(location="https://elsewhere.example/api/", type="user-id")
+    panos.clear_log()
+    with pytest.raises(
+        RunFailed, match=r"redirecting to https://elsewhere\.example/api/; redirects are never followed"
+    ):
+        deployment.invoke({})
+    assert [entry.status for entry in panos.calls("user-id")] == [302]
+    assert deployment.invoke({})["status"] == "ok"
+    assert_exact(deployment, panos, desired_of(pce), {}, now=clock.now)

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from app import RunFailed
+from dagsync.net.http import READ_CHUNK, TransferLimits
 from dagsync.pce.client import PCE_RETRY
+from dagsync.pce.transport import PceLimits
 from tests.faults.harness import assert_exact, desired_of, load_snapshot
 from tests.integration.conftest import ClientSetup, large_estate, workload
 
@@ -62,6 +64,28 @@ def rate_limited_until_the_deadline(retry_after: str | None) -> Inject:
         clients.configure(pce_retry=PCE_RETRY, deadline=clients.clock.now + 125.0)
         patch.setattr(pce, "rate_limit_next", 1_000_000)
         patch.setattr(pce, "rate_limit_retry_after", retry_after)
+
+    return inject
+
+
+def limited(limits: PceLimits) -> Inject:
+    def inject(patch: pytest.MonkeyPatch, pce: Any, urls: dict[str, str], clients: ClientSetup) -> None:
+        clients.configure(pce_limits=limits)
+
+    return inject
+
+
+def slow_datafile(transfer: TransferLimits) -> Inject:
+    """A datafile of eight read chunks, each a second after the last: every read of the run's
+    clock moves it on a second."""
+
+    def inject(patch: pytest.MonkeyPatch, pce: Any, urls: dict[str, str], clients: ClientSetup) -> None:
+        def ticking() -> float:
+            clients.clock.advance(1.0)
+            return clients.clock.now
+
+        clients.configure(clock=ticking, pce_limits=PceLimits(transfer=transfer))
+        patch.setattr(pce, "datafile_body", b"[" + b" " * (8 * READ_CHUNK) + b"]")
 
     return inject
 
@@ -135,6 +159,17 @@ BAD_INVENTORY = [
         ),
         r"interface address that is a number",
         id="shape-numeric-address",
+    ),
+    pytest.param(limited(PceLimits(max_answer_bytes=64)), r"is larger than 64 bytes", id="answer-over-cap"),
+    pytest.param(
+        slow_datafile(TransferLimits(window=2.0, min_rate=1024 * 1024)),
+        r"datafile was abandoned .*under the floor of 1 MiB/s",
+        id="datafile-trickles",
+    ),
+    pytest.param(
+        slow_datafile(TransferLimits(deadline=4.0)),
+        r"datafile was abandoned .*still arriving after \d+ s",
+        id="datafile-past-deadline",
     ),
 ]
 

@@ -53,6 +53,13 @@ TRACES = {
     "export": ["dynamodb GetItem", "dynamodb GetItem", *COMMIT],
 }
 
+# One case per crash point: (scenario, index of the call the commit is stopped after, that call).
+CRASH_POINTS = [
+    pytest.param(scenario, index, call, id=f"{scenario}-{index}-{call.split()[-1]}")
+    for scenario in SCENARIOS
+    for index, call in enumerate(TRACES[scenario])
+]
+
 
 def store_of(clock: FakeClock) -> ProjectionStore:
     return ProjectionStore(Table(TABLE), clock=clock, limits=SMALL_SHARDS)
@@ -123,38 +130,37 @@ def assert_consistent(clock: FakeClock, label: str) -> None:
         assert watermark.last_event_at == expected, f"{label}: the watermark does not match the projection"
 
 
-def test_the_crashed_commits_touch_several_shards(deployment, seams: Seams, clock: FakeClock) -> None:
-    for scenario in SCENARIOS:
-        start_over(deployment, seams, clock)
-        crashed_run(scenario, clock)
-        assert seams.trace == TRACES[scenario], scenario
-        assert store_of(clock).load().entries == NEW
-        assert garbage(deployment) == set()
-
-
 @pytest.mark.parametrize("scenario", SCENARIOS)
+def test_the_crashed_commits_touch_several_shards(
+    deployment, seams: Seams, clock: FakeClock, scenario: str
+) -> None:
+    start_over(deployment, seams, clock)
+    crashed_run(scenario, clock)
+    assert seams.trace == TRACES[scenario]
+    assert store_of(clock).load().entries == NEW
+    assert garbage(deployment) == set()
+
+
+@pytest.mark.parametrize(("scenario", "index", "call"), CRASH_POINTS)
 @pytest.mark.parametrize("mode", ["exception", "kill"])
 def test_a_crash_after_any_call_leaves_a_consistent_state_and_the_next_run_ends_exact_without_garbage(
-    deployment, seams: Seams, clock: FakeClock, scenario: str, mode: CrashMode
+    deployment, seams: Seams, clock: FakeClock, scenario: str, index: int, call: str, mode: CrashMode
 ) -> None:
-    for index, call in enumerate(TRACES[scenario]):
-        label = f"crash after call {index} ({call})"
-        start_over(deployment, seams, clock)
-        seams.crash_after(index, mode)
-        with pytest.raises(Crash if mode == "kill" else InjectedFault):
-            crashed_run(scenario, clock)
-        seams.heal()
-        if mode == "kill":
-            clock.advance(LEASE_SECONDS + 1)
+    label = f"crash after call {index} ({call})"
+    start_over(deployment, seams, clock)
+    seams.crash_after(index, mode)
+    with pytest.raises(Crash if mode == "kill" else InjectedFault):
+        crashed_run(scenario, clock)
+    seams.heal()
+    if mode == "kill":
+        clock.advance(LEASE_SECONDS + 1)
 
-        assert_consistent(clock, label)
-        next_run(clock)
+    assert_consistent(clock, label)
+    next_run(clock)
 
-        store = store_of(clock)
-        projection, watermark = store.load(), store.load_watermark()
-        assert projection.entries == NEW, label
-        assert watermark.describes(projection), label
-        assert garbage(deployment) == set(), label
-        assert (PROJECTION_PK, WATERMARK_KEY) in {
-            (i["pk"]["S"], i["sk"]["S"]) for i in table_items(deployment)
-        }
+    store = store_of(clock)
+    projection, watermark = store.load(), store.load_watermark()
+    assert projection.entries == NEW, label
+    assert watermark.describes(projection), label
+    assert garbage(deployment) == set(), label
+    assert (PROJECTION_PK, WATERMARK_KEY) in {(i["pk"]["S"], i["sk"]["S"]) for i in table_items(deployment)}

@@ -94,8 +94,8 @@ class Deployment:
         statements = []
         for policy in self.properties(role_id).get("Policies", []):
             statements.extend(as_list(policy["PolicyDocument"]["Statement"]))
-        for policy in self.of_type("AWS::IAM::RolePolicy").values():
-            if policy["Properties"]["RoleName"] == {"Ref": role_id}:
+        for policy in self.of_type("AWS::IAM::Policy").values():
+            if {"Ref": role_id} in policy["Properties"]["Roles"]:
                 statements.extend(as_list(policy["Properties"]["PolicyDocument"]["Statement"]))
         return statements
 

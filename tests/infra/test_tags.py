@@ -42,7 +42,7 @@ def test_every_resource_type_of_the_stack_is_known_as_taggable_or_not() -> None:
         "AWS::Scheduler::Schedule",
         "AWS::CloudWatch::Dashboard",
         "AWS::SQS::QueuePolicy",
-        "AWS::IAM::RolePolicy",
+        "AWS::IAM::Policy",
         "AWS::SNS::Subscription",
         "AWS::Lambda::LayerVersion",
         "AWS::Lambda::EventInvokeConfig",

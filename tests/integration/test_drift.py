@@ -13,8 +13,9 @@ from dagsync.core.canary import CANARY_IP
 from dagsync.net.credentials import PanosCredentials
 from dagsync.panos.client import PanosClient
 from dagsync.store.snapshot import SnapshotStore
-from emulators.local import PANOS_API_KEY, TABLE
+from emulators.local import PANOS_API_KEY, TABLE, LocalDeployment
 from emulators.panos import PanosEmulator
+from emulators.pce import PceEmulator
 from tests.integration.conftest import large_estate, workload
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -175,6 +176,19 @@ def test_workload_on_the_canary_address_is_not_tagged_and_is_warned_about(deploy
     assert ours(panos.table())["10.1.0.77"] == frozenset({"illumio.app.Odd", "illumio.env.Production"})
     panos.clear_log()
     assert deployment.invoke(SCHEDULED)["targets"][0]["api_calls"] == 1
+
+
+def test_another_deployments_canary_under_our_prefix_fails_the_reconcile_and_removes_nothing(
+    pce: PceEmulator, panos: PanosEmulator
+) -> None:
+    with LocalDeployment(pce=pce, panos=panos, settings={"DEPLOYMENT_ID": "stack-a"}) as first:
+        first.invoke(SCHEDULED)
+    pce.relabel("/orgs/1/workloads/web1", "env", "Quarantine")
+    before = panos.table()
+    second = LocalDeployment(pce=pce, panos=panos, settings={"DEPLOYMENT_ID": "stack-b"})
+    with second, pytest.raises(RunFailed, match="another deployment's canary"):
+        second.invoke(RECONCILE)
+    assert panos.table() == before
 
 
 def test_drift_repaired_is_reported_in_the_result_and_the_metric(deployment, panos, capsys):

@@ -123,7 +123,7 @@ class TestLeases:
         self, deployment, pce, wall_clock, metrics
     ):
         target = self.hold_lease(deployment, pce, wall_clock, held_for=STUCK_AFTER + 100)
-        with pytest.raises(RunFailed, match="stuck"):
+        with pytest.raises(RunFailed, match=r"run conflict; .*: it is stuck"):
             deployment.invoke(SCHEDULED)
         per_target, run = metrics()
         assert (per_target[target]["Conflict"], run["Conflict"]) == (1, 1)

@@ -66,8 +66,8 @@ def is_permanent_refusal(message: str) -> bool:
     """An entry the device will refuse however often it is sent: its address is invalid to it.
 
     Retrying it every run would keep the target `partial` (and the run raising) for an address
-    the PCE holds and the device cannot take; it is reported as a warning instead
-    (docs/sync.md#per-entry-results).
+    the PCE holds and the device cannot take; it is reported as a warning, the target stays `ok`,
+    and only a full export sends it again (docs/sync.md#per-entry-results).
     """
     return "invalid ip address" in message.lower()
 

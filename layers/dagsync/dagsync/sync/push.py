@@ -62,7 +62,8 @@ class Direction:
 
     done: dict[str, frozenset[str]] = field(default_factory=dict)
     failed: dict[str, frozenset[str]] = field(default_factory=dict)
-    # Refused for good (an address the device cannot take): neither on the device nor retried.
+    # Refused for good (an address the device cannot take): neither confirmed nor uncertain, so
+    # only a recomputed desired state (a full export) plans it again (docs/sync.md#per-entry-results).
     rejected: dict[str, frozenset[str]] = field(default_factory=dict)
     error: PanosError | None = None
 
@@ -70,7 +71,8 @@ class Direction:
         return union(union(self.done, self.failed), self.rejected)
 
     def settle(self, target: str, verb: PushVerb, batch: TagMap, outcome: UidOutcome) -> None:
-        """Each entry's own result: done (and audited once) or refused (and retried next run)."""
+        """Each entry's own result: done (and audited once), refused for good (a warning), or
+        refused (uncertain, so the next run sends it again)."""
         for ip, tags in batch.items():
             if ip in outcome.rejected:
                 self.rejected[ip] = tags
