@@ -82,6 +82,10 @@ class Collections(LabelTable):
     def _items(self, collection: str, query: dict[str, list[str]]) -> list[Json]:
         if collection == "labels":
             return [self._label_object(label) for label in self.labels.values()]
+        if collection == "sec_policy/active/label_groups":
+            return list(self.label_groups.values())
+        if collection == "sec_policy/draft/label_groups":
+            return list(self.draft_label_groups.values())
         workloads = list(self.workloads)
         if query.get("include_deleted", ["false"])[0] == "true":
             workloads.extend(self.tombstones)

@@ -1,6 +1,13 @@
-"""Labels as the PCE holds them: the label table, renames, dimensions and their events."""
+"""Labels as the PCE holds them: the label table, renames, dimensions, label groups and their events.
+
+Label groups live in two policy versions (docs/protocols.md#pce-label-groups): `draft` holds
+edits (each writes `label_group.create`, `.update` or `.delete`) and `active` what was last
+provisioned (`provision` copies draft to active and writes `sec_policy.create`). Setting
+`label_groups` (the active version) directly writes no events, like the constructor.
+"""
 
 import uuid
+from collections.abc import Iterable
 
 from emulators.pce.events import USER, EventWriter, api_action, resource_change
 from emulators.pce.state import LabelMode
@@ -11,9 +18,82 @@ class LabelTable(EventWriter):
     """The org's labels (`labels`: href -> label) and the events their changes write."""
 
     _dimension_names: dict[str, str]
+    label_groups: dict[str, Json]  # href -> the active (provisioned) group
+    draft_label_groups: dict[str, Json]  # href -> the draft group
+    _label_group_serial: int
 
     def _init_labels(self) -> None:
         self._dimension_names = {}
+        self.label_groups = {}
+        self.draft_label_groups = {}
+        self._label_group_serial = 0
+
+    def set_label_group(
+        self,
+        name: str,
+        *,
+        labels: Iterable[str] = (),
+        sub_groups: Iterable[str] = (),
+        key: str = "app",
+        href: str | None = None,
+    ) -> Json:
+        """Create or edit a draft label group (`label_group.create` or `.update`); members by href."""
+        with self._lock:
+            if href is None:
+                found = [group for group in self.draft_label_groups.values() if group["name"] == name]
+                if found:
+                    href = found[0]["href"]
+                else:
+                    self._label_group_serial += 1
+                    href = f"/orgs/{self.org_id}/sec_policy/draft/label_groups/{uuid.UUID(int=self._label_group_serial)}"
+            before = self.draft_label_groups.get(href)
+            group = {
+                "href": href,
+                "key": key,
+                "name": name,
+                "labels": [{"href": label} for label in labels],
+                "sub_groups": [{"href": sub} for sub in sub_groups],
+            }
+            self.draft_label_groups[href] = group
+            kind = "update" if before is not None else "create"
+            changes = {"name": {"before": None if before is None else before["name"], "after": name}}
+            return self._write(
+                f"label_group.{kind}",
+                USER,
+                [resource_change(kind, {"label_group": {"href": href, "name": name}}, changes)],
+                action=api_action("PUT" if before else "POST", href, 204 if before else 201),
+            )
+
+    def delete_label_group(self, href: str) -> Json:
+        """Delete a draft label group (`label_group.delete`)."""
+        with self._lock:
+            group = self.draft_label_groups.pop(href)
+            resource = {"label_group": {"href": href, "name": group["name"]}}
+            return self._write(
+                "label_group.delete",
+                USER,
+                [resource_change("delete", resource, {})],
+                action=api_action("DELETE", href, 204),
+            )
+
+    def provision(self) -> Json:
+        """Provision the draft: it becomes the active version (`sec_policy.create`)."""
+        with self._lock:
+            self.label_groups = {
+                _active(href): {
+                    **group,
+                    "href": _active(href),
+                    "sub_groups": [{"href": _active(sub["href"])} for sub in group["sub_groups"]],
+                }
+                for href, group in self.draft_label_groups.items()
+            }
+            version = f"/orgs/{self.org_id}/sec_policy/{len(self._event_log.records()) + 1}"
+            return self._write(
+                "sec_policy.create",
+                USER,
+                [resource_change("create", {"sec_policy": {"href": version}}, {})],
+                action=api_action("POST", f"/orgs/{self.org_id}/sec_policy", 201),
+            )
 
     def set_label_mode(self, mode: LabelMode) -> None:
         if mode not in ("inline", "href"):
@@ -87,3 +167,7 @@ class LabelTable(EventWriter):
             "external_data_reference": None,
             **label,
         }
+
+
+def _active(href: str) -> str:
+    return href.replace("/sec_policy/draft/", "/sec_policy/active/")

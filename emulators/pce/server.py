@@ -14,7 +14,8 @@ from emulators.pce.workloads import WorkloadChanges
 from emulators.server import Request, Response
 
 _ORG_PATH = re.compile(r"^/api/v2/orgs/(\d+)/(.+)$")
-_ORG_COLLECTIONS = frozenset({"workloads", "labels", "events", "datafiles"})
+_ORG_COLLECTIONS = frozenset({"workloads", "labels", "events", "datafiles", "sec_policy"})
+_COLLECTIONS = ("workloads", "labels", "sec_policy/active/label_groups", "sec_policy/draft/label_groups")
 
 
 class PceEmulator(WorkloadChanges, Collections, Faults):
@@ -100,7 +101,7 @@ class PceEmulator(WorkloadChanges, Collections, Faults):
         if request.method != "GET" and parts[0] != "jobs":
             known = parts[0] in _ORG_COLLECTIONS
             return error(405, "Method Not Allowed") if known else error(404, "Not Found")
-        if rest in ("workloads", "labels"):
+        if rest in _COLLECTIONS:
             return self._collection(request, rest)
         if rest == "events":
             return self._events_page(request)

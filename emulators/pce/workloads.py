@@ -2,9 +2,11 @@
 
 import ipaddress
 from collections.abc import Iterable
+from typing import Literal
 
 from emulators.estate import ChurnReport, Estate, churn
 from emulators.pce.events import (
+    SYSTEM,
     USER,
     api_action,
     event_timestamp,
@@ -122,6 +124,57 @@ class WorkloadChanges(LabelTable):
                 for n, address in enumerate(addresses)
             ]
             return self._record_change(before, workload)
+
+    def set_enforcement_mode(self, href: str, mode: str) -> Json | None:
+        """A user changes a workload's enforcement mode (`workload.update`)."""
+        with self._lock:
+            workload = self.workload(href)
+            before = dict(workload)
+            workload["enforcement_mode"] = mode
+            return self._record_change(before, workload)
+
+    def go_offline(self, *hrefs: str) -> Json:
+        """The PCE's offline check marks VENs that stopped calling in: one
+        `system_task.agent_offline_check` naming each workload with `changes.online`
+        (there is no `workload.offline` event)."""
+        with self._lock:
+            changes = []
+            for href in hrefs:
+                workload = self.workload(href)
+                before = workload.get("online")
+                workload["online"] = False
+                online = {"online": {"before": before, "after": False}}
+                changes.append(resource_change("update", workload_resource(workload), online))
+            return self._write("system_task.agent_offline_check", SYSTEM, changes)
+
+    def come_online(self, href: str) -> Json:
+        """A VEN calls in again: `workload.online`, naming the workload in its notification only."""
+        with self._lock:
+            workload = self.workload(href)
+            workload["online"] = True
+            named = workload_resource(workload)["workload"]
+            return self._write(
+                "workload.online",
+                ven_actor(workload) or SYSTEM,
+                [],
+                notification=("workload.online", {"workload": named}),
+            )
+
+    def agent_event(self, href: str, kind: Literal["suspend", "goodbye", "deactivate"]) -> Json:
+        """`agent.suspend`, `agent.goodbye` (the VEN is uninstalled) or `agent.deactivate` (a user
+        unpairs it), naming the workload and its agent; the last two leave the workload unmanaged."""
+        with self._lock:
+            workload = self.workload(href)
+            before = dict(workload)
+            agent = before.get("agent") if isinstance(before.get("agent"), dict) else {}
+            if kind != "suspend":
+                workload["managed"] = False
+                workload["ven"] = None
+                workload["agent"] = {"config": (agent or {}).get("config") or {}}
+            resource = {**workload_resource(workload), "agent": {"href": (agent or {}).get("href")}}
+            actor = USER if kind == "deactivate" else (ven_actor(before) or SYSTEM)
+            changes = workload_changes(before, workload)
+            return self._write(f"agent.{kind}", actor, [resource_change("update", resource, changes)])
 
     def churn(self, percent: float, seed: int) -> ChurnReport:
         """estate.churn on the loaded estate, writing each change's event (deleted ones leave tombstones)."""
