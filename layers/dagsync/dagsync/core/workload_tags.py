@@ -84,12 +84,13 @@ def resolve_label_groups(groups: Sequence[LabelGroup]) -> GroupIndex:
     """Each group's labels with those of its sub-groups, to any depth.
 
     A sub-group already on the path from the group being resolved closes a cycle: that link is
-    cut (the groups keep what they hold without it) and reported once. A sub-group the list does
+    cut (the groups keep what they hold without it) and each cycle reported once. A sub-group the list does
     not hold is reported and skipped.
     """
     by_href = {group.href: group for group in groups}
     warnings: list[str] = []
     reported: set[tuple[str, str]] = set()
+    cycles: set[frozenset[str]] = set()
     members: dict[str, set[str]] = {}
 
     def walk(group: LabelGroup, path: list[str], labels: set[str]) -> None:
@@ -104,14 +105,11 @@ def resolve_label_groups(groups: Sequence[LabelGroup]) -> GroupIndex:
                         f"label group {group.name!r} names sub-group {sub_href}, which is not listed"
                     )
             elif sub_href in path:
-                if link not in reported:
-                    reported.add(link)
-                    cycle = " -> ".join(
-                        by_href[href].name for href in [*path[path.index(sub_href) :], sub_href]
-                    )
-                    warnings.append(
-                        f"label groups form a cycle ({cycle}); the link from {group.name!r} to {sub.name!r} is cut"
-                    )
+                loop = path[path.index(sub_href) :]
+                if frozenset(loop) not in cycles:
+                    cycles.add(frozenset(loop))
+                    names = " -> ".join(by_href[href].name for href in [*loop, sub_href])
+                    warnings.append(f"label groups form a cycle ({names}); it is cut where it closes")
             else:
                 walk(sub, [*path, sub_href], labels)
 
