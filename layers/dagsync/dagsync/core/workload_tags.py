@@ -76,8 +76,11 @@ class GroupIndex:
     warnings: list[str] = field(default_factory=list)
 
     def names(self, label_hrefs: Iterable[str]) -> tuple[str, ...]:
-        found = {name for href in label_hrefs for name in self.groups_of.get(href, ())}
-        return tuple(sorted(found))
+        groups_of = self.groups_of
+        found = [names for href in label_hrefs if (names := groups_of.get(href))]
+        if len(found) <= 1:
+            return found[0] if found else ()  # most workloads: one grouped label or none
+        return tuple(sorted(set().union(*found)))
 
 
 def resolve_label_groups(groups: Sequence[LabelGroup]) -> GroupIndex:

@@ -48,7 +48,7 @@ def rfc3339(moment: datetime) -> str:
 
 class WorkloadProjector:
     """Projects PCE workload objects to Workloads, sharing one (key, value) tuple per label, one
-    state tuple per state and one group tuple per label combination.
+    state tuple per state.
 
     One projector per read: the shared tuples keep 100,000 workloads' labels small. With a
     `groups` index, each workload carries the names of the label groups holding its labels.
@@ -58,7 +58,6 @@ class WorkloadProjector:
         self._pairs: dict[tuple[str, str], tuple[str, str]] = {}
         self._states: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = {}
         self._groups = groups
-        self._group_names: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def project(self, item: object, where: str) -> tuple[Workload, tuple[LabelRef, ...]] | None:
         """The workload, or None when it is deleted.
@@ -85,13 +84,10 @@ class WorkloadProjector:
             return Workload(href, labels, addresses, hostname, state, groups), ()
         return Workload(href, (), addresses, hostname, state, groups), refs
 
-    def _label_groups(self, index: GroupIndex, raw: object) -> tuple[str, ...]:
+    @staticmethod
+    def _label_groups(index: GroupIndex, raw: object) -> tuple[str, ...]:
         """The names of the groups holding the workload's labels (already checked by _label_refs)."""
-        hrefs = tuple(label["href"] for label in raw) if isinstance(raw, list) else ()
-        names = self._group_names.get(hrefs)
-        if names is None:
-            names = self._group_names[hrefs] = index.names(hrefs)
-        return names
+        return index.names(label["href"] for label in raw) if isinstance(raw, list) else ()
 
     def _label_refs(self, raw: object, href: str) -> tuple[LabelRef, ...]:
         if raw is None:
