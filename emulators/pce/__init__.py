@@ -14,6 +14,8 @@ than a real PCE where those facts leave a behaviour open:
   job was created (a snapshot of the estate at that moment, as on a real PCE).
 * GET /api/v2/orgs/{org}/workloads/{id}: one workload; 404 once it is deleted (a soft-deleted
   one answers with `deleted: true`).
+* GET /api/v2/orgs/{org}/sec_policy/active/label_groups (provisioned) and .../draft/label_groups
+  (edits): like any collection, synchronously at most 500 with X-Total-Count, or as an async job.
 * GET /api/v2/orgs/{org}/events: the audit events (docs/protocols.md#pce-events), newest first, filtered by
   `timestamp[gte]`, `timestamp[lte]` (RFC 3339), `event_type`, `severity`, `status` (`nil` for
   null) and `max_results` (default 100, cut to 10,000). Event hrefs are usually
@@ -36,6 +38,14 @@ helper changes it and writes the events a real PCE would:
   from the VEN of a managed workload, `workload.update` for an unmanaged one), add_label
   (`label.create`), rename_label (`label.update`), update_label_dimension
   (`label_dimension.update`) and churn (estate.churn, with its events).
+* State: set_enforcement_mode (`workload.update`), go_offline (one
+  `system_task.agent_offline_check` naming each workload with `changes.online`; the PCE has no
+  `workload.offline`), come_online (`workload.online`, the workload named only in
+  `notifications[].info.workload`), agent_event (`agent.suspend`, `agent.goodbye` or
+  `agent.deactivate`; the last two leave the workload unmanaged).
+* Label groups: set_label_group and delete_label_group edit the draft (`label_group.create`,
+  `.update`, `.delete`); provision makes the draft active (`sec_policy.create`). Setting
+  `label_groups` (the active version) directly writes no events.
 * Noise and the unexpected: emit_user_session (sign-in, login, logout, session end),
   emit_link_local_churn (an interface event whose only change is an `fe80::` address) and
   emit_event (any type, unknown ones included, optionally naming a workload).
