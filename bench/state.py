@@ -71,12 +71,10 @@ def report(size: int, steady: dict[str, list[dict[str, Any]]], elapsed_s: float,
 
     ratio = median("with", "wall_s") / median("without", "wall_s")
     lines = [
-        "## State and label group tags",
+        f"### {size:,} workloads",
         "",
-        f"`{command}` ({elapsed_s / 60:.0f} min). The steady state of a full export (CHANGE_FEED=off,",
-        f"nothing changed) at {size:,} workloads, {len(steady['with'])} alternating runs each, medians;",
-        "with = `STATE_TAGS=enforcement,managed,online` and `LABEL_GROUP_TAGS=true` (label groups",
-        "nested three deep over the app and env labels), on its own device and snapshot.",
+        f"`{command}` ({elapsed_s / 60:.1f} min for this size), {len(steady['with'])} alternating runs",
+        "of each variant, medians (peak memory: the largest).",
         "",
         "| variant | wall s | peak MB | PCE requests | PCE bytes | device calls | pairs |",
         "|---|---|---|---|---|---|---|",
@@ -102,7 +100,14 @@ def main(argv: list[str], results: Path) -> int:
     parser.add_argument("--batch-size", type=int, default=500)
     args = parser.parse_args(argv)
     command = "python -m bench state" + ("" if not argv else " " + " ".join(argv))
-    sections: list[str] = []
+    sections = [
+        "## State and label group tags",
+        "",
+        "The steady state of a full export (CHANGE_FEED=off, nothing changed): without, and with",
+        "`STATE_TAGS=enforcement,managed,online` and `LABEL_GROUP_TAGS=true` (label groups nested",
+        "three deep over the app and env labels, bench/world.py), each on its own device and snapshot.",
+        "",
+    ]
     for size in args.sizes:
         started = time.perf_counter()
         steady = run(size, max(1, args.repeat), args.seed, args.batch_size)

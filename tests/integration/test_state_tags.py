@@ -141,6 +141,23 @@ def test_turning_state_tags_off_makes_the_next_run_export_and_take_them_out(
     assert panos.table()["10.1.0.1"] == frozenset({"illumio.app.Payments", "illumio.env.Production"})
 
 
+def test_turning_state_tags_off_goes_through_the_removal_guard(
+    deployment: Any, pce: PceEmulator, panos: PanosEmulator, wall: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pce.workloads.extend(
+        managed(f"app{n}", {"app": "Payments", "env": "Production"}, f"10.2.0.{n}", "full")
+        for n in range(1, 5)
+    )
+    primed(deployment, pce, wall)
+    with monkeypatch.context() as patch:
+        patch.setenv("STATE_TAGS", "")
+        cold_start()
+        summary = deployment.invoke(SCHEDULED)
+    cold_start()
+    assert summary["targets"][0]["status"] == "blocked"
+    assert "illumio.online.yes" in panos.table()["10.2.0.1"]
+
+
 class TestWithDags:
     @pytest.fixture
     def settings(self) -> dict[str, str]:
