@@ -2,7 +2,8 @@
 
 `python -m bench case KIND --result FILE` is the child process that measures one run.
 `python -m bench fanout [--fanout-serials 1 10 50] ...` measures only the fan-out section and
-replaces it in bench/results.md.
+replaces it in bench/results.md. `python -m bench state [--sizes 100000]` measures what state and
+label group tags cost (bench/state.py) and replaces that section.
 """
 
 import argparse
@@ -22,6 +23,10 @@ def main(argv: list[str]) -> int:
         from bench.case import main as case_main  # noqa: PLC0415
 
         return case_main(argv[1:])
+    if argv[:1] == ["state"]:
+        from bench.state import main as state_main  # noqa: PLC0415
+
+        return state_main(argv[1:], RESULTS)
     fanout_only = argv[:1] == ["fanout"]
     if fanout_only:
         argv = argv[1:]

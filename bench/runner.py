@@ -98,7 +98,7 @@ class Runner:
                 world.reset()
                 load = os.getloadavg()[0]
                 case_env = {**env, "PANOS_URL": devices[tool], "CHANGE_FEED": feed}
-                run = self._process(name, kind, case_env, SCHEDULED_EVENT)
+                run = measure(name, kind, case_env, SCHEDULED_EVENT)
                 run["usage"] = world.usage()
                 run["load_before"] = load
                 run["change"] = change
@@ -190,37 +190,38 @@ class Runner:
             return
         for key, kind, root in runs:
             name = f"{result.size}-{key.replace('/', '-')}-profiled"
-            run = self._process(name, kind, {**env, "PANOS_URL": device}, SCHEDULED_EVENT, py_spy)
+            run = measure(name, kind, {**env, "PANOS_URL": device}, SCHEDULED_EVENT, py_spy)
             result.profiles[key] = summarise(OUT / f"{name}.folded", root)
             _say(f"[{result.size:,}] profiled {key}: {run['wall_s']:.2f} s under py-spy")
 
-    def _process(
-        self, name: str, kind: str, env: dict[str, str], event: str, profile: str | None = None
-    ) -> dict[str, Any]:
-        """One cold run in a child process; its stdout (the function's logs) goes to bench/out/."""
-        result_file = OUT / f"{name}.json"
-        command = [
-            sys.executable,
-            "-m",
-            "bench",
-            "case",
-            kind,
-            "--result",
-            str(result_file),
-            "--event",
-            event,
-        ]
-        if profile is not None:
-            command = profile_command(profile, OUT / f"{name}.folded", command)
-        child_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
-        with (OUT / f"{name}.log").open("w") as log:
-            done = subprocess.run(  # noqa: S603 - our own interpreter and module
-                command, env=child_env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, check=False
-            )
-        if done.returncode != 0:
-            raise RuntimeError(f"case {name} failed (exit {done.returncode}); see {OUT / f'{name}.log'}")
-        loaded: dict[str, Any] = json.loads(result_file.read_text())
-        return loaded
+
+def measure(
+    name: str, kind: str, env: dict[str, str], event: str, profile: str | None = None
+) -> dict[str, Any]:
+    """One cold run in a child process; its stdout (the function's logs) goes to bench/out/."""
+    result_file = OUT / f"{name}.json"
+    command = [
+        sys.executable,
+        "-m",
+        "bench",
+        "case",
+        kind,
+        "--result",
+        str(result_file),
+        "--event",
+        event,
+    ]
+    if profile is not None:
+        command = profile_command(profile, OUT / f"{name}.folded", command)
+    child_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+    with (OUT / f"{name}.log").open("w") as log:
+        done = subprocess.run(  # noqa: S603 - our own interpreter and module
+            command, env=child_env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, check=False
+        )
+    if done.returncode != 0:
+        raise RuntimeError(f"case {name} failed (exit {done.returncode}); see {OUT / f'{name}.log'}")
+    loaded: dict[str, Any] = json.loads(result_file.read_text())
+    return loaded
 
 
 def _say(text: str) -> None:

@@ -35,14 +35,15 @@ from dagsync.core.canary import CANARY_IP
 from dagsync.store.codec import shards_of
 from dagsync.store.manifest import MANIFEST_KEY
 from dagsync.store.projection import PROJECTION_PK, WATERMARK_KEY
-from emulators.estate import LABEL_VALUES, churn, generate_estate
+from emulators.estate import LABEL_VALUES, Estate, churn, generate_estate
 from emulators.local import FUNCTION_ENVIRONMENT, PANOS_API_KEY, REGION, TABLE, provision
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator
 from emulators.server import LoopbackServer, Request, Response
 
 ACCOUNT = "123456789012"
-DEVICES = ("dagsync", "full-push", "read-back")  # one emulated firewall per tool
+# One emulated firewall per tool; "dagsync-state" is DAG Sync with state and label group tags on.
+DEVICES = ("dagsync", "full-push", "read-back", "dagsync-state")
 FULL_EXPORT_MINUTES = 60  # the function's default (docs/change-feed.md#decision), set explicitly
 QUARANTINE = ("env", "Quarantine")
 
@@ -94,6 +95,7 @@ class _Host:
         self.pce.running_polls = 0
         self.pce.max_jobs = 1  # each datafile of a 100k estate is ~140 MB; keep only the latest
         self.pce.event_index_delay = 0.0  # events visible at once: the feed's cases need not wait
+        self.pce.label_groups = label_groups(self.estate)  # read only with LABEL_GROUP_TAGS=true
         self.metered_pce = _MeteredPce(self.pce)
         self.rng = random.Random(spec.seed + 3)  # the feed's changes: their own stream
         self.devices = {name: PanosEmulator("firewall", api_keys=(PANOS_API_KEY,)) for name in DEVICES}
@@ -270,6 +272,43 @@ class _Host:
         for server in self.servers:
             server.stop()
         self._aws.shutdown()
+
+
+def label_groups(estate: Estate) -> dict[str, Json]:
+    """Provisioned label groups over the estate's labels, nested three deep as policy nests them:
+    the app labels in groups of eight, those in two business units, both under one group; and one
+    group of production-like environments."""
+    org = estate.org_id
+    groups: dict[str, Json] = {}
+
+    def add(name: str, labels: list[str], subs: list[str]) -> str:
+        href = f"/orgs/{org}/sec_policy/active/label_groups/{len(groups) + 1}"
+        groups[href] = {
+            "href": href,
+            "key": "app",
+            "name": name,
+            "labels": [{"href": label} for label in labels],
+            "sub_groups": [{"href": sub} for sub in subs],
+        }
+        return href
+
+    apps = sorted(href for href, label in estate.labels.items() if label["key"] == "app")
+    chunks = [
+        add(f"Apps {n + 1}", apps[start : start + 8], []) for n, start in enumerate(range(0, len(apps), 8))
+    ]
+    units = [add(f"Business unit {n + 1}", [], chunks[n::2]) for n in range(2)]
+    add("All business units", [], units)
+    production = ("Production", "PCI", "DR")
+    add(
+        "Production-like",
+        [
+            href
+            for href, label in estate.labels.items()
+            if label["key"] == "env" and label["value"] in production
+        ],
+        [],
+    )
+    return groups
 
 
 def _changeable(workload: Json) -> bool:

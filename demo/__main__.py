@@ -2,7 +2,9 @@
 
 Prints each run's summary and the membership of a few Dynamic Address Groups, as an
 operator would see them on Panorama; first, what TAGS_IN_USE_ONLY would cut for these DAGs, and
-before run 2, the membership plan of a dry run.
+before run 2, the membership plan of a dry run. With STATE_TAGS, a DAG holds the fully enforced
+payments hosts, and a workload whose VEN goes offline moves into the "offline" DAG through the
+change feed.
 """
 
 import json
@@ -27,15 +29,21 @@ DAGS = {
     "ordering-prod": "'illumio.env.Production' and 'illumio.app.Ordering'",
     "payments": "'illumio.app.Payments'",
     "quarantine": "'illumio.env.Quarantine'",
+    "payments-trusted": "'illumio.app.Payments' and 'illumio.enforcement.full'",
+    "offline": "'illumio.online.no'",
 }
 
 
-def workload(name: str, labels: dict[str, str], addresses: list[str]) -> dict[str, Any]:
+def workload(name: str, labels: dict[str, str], addresses: list[str], mode: str = "full") -> dict[str, Any]:
     return {
         "href": f"/orgs/1/workloads/{name}",
         "hostname": name,
         "managed": True,
         "deleted": False,
+        "enforcement_mode": mode,
+        "online": True,
+        "agent": {"href": f"/orgs/1/agents/{name}", "type": "Host"},
+        "ven": {"href": f"/orgs/1/vens/{name}", "hostname": name, "status": "active"},
         "labels": [{"href": f"/orgs/1/labels/{k}-{v}", "key": k, "value": v} for k, v in labels.items()],
         "interfaces": [{"name": f"eth{i}", "address": a} for i, a in enumerate(addresses)],
     }
@@ -48,7 +56,9 @@ ESTATE = [
     workload("ordering-web-2", {"role": "Web", "app": "Ordering", "env": "Production"}, ["10.20.1.12"]),
     workload("ordering-db", {"role": "Database", "app": "Ordering", "env": "Production"}, ["10.20.1.13"]),
     workload("payments-api-1", {"role": "API", "app": "Payments", "env": "Production"}, ["10.20.2.21"]),
-    workload("payments-api-2", {"role": "API", "app": "Payments", "env": "Production"}, ["10.20.2.22"]),
+    workload(
+        "payments-api-2", {"role": "API", "app": "Payments", "env": "Production"}, ["10.20.2.22"], "selective"
+    ),
     workload("payments-vip-a", {"role": "LB", "app": "Payments", "env": "Production"}, ["10.20.2.100"]),
     workload("payments-vip-b", {"role": "LB", "app": "Payments", "env": "Production"}, ["10.20.2.100"]),
 ]
@@ -81,7 +91,7 @@ def show(title: str, summary: dict[str, Any], panos: PanosEmulator) -> None:
     print("DAG membership on Panorama:")
     for name, dag_filter in DAGS.items():
         members = ", ".join(panos.dag_members(dag_filter)) or "(empty)"
-        print(f"  {name:<14} {dag_filter:<55} {members}")
+        print(f"  {name:<16} {dag_filter:<55} {members}")
 
 
 def show_tags_in_use_cut(deployment: LocalDeployment) -> None:
@@ -112,7 +122,8 @@ def main() -> None:
     # A seven-workload estate turns over more than a quarter of its pairs in one afternoon; a real
     # estate would not, and the rolling 24-hour removal guard would rightly stop it
     # (docs/sync.md#removal-guard).
-    with LocalDeployment(pce=pce, panos=panos, settings={"MAX_REMOVAL_RATIO": "0.5"}) as deployment:
+    settings = {"MAX_REMOVAL_RATIO": "0.5", "STATE_TAGS": "enforcement,online"}
+    with LocalDeployment(pce=pce, panos=panos, settings=settings) as deployment:
         print(f"PCE emulator     {deployment.env['PCE_URL']}")
         print(f"PAN-OS emulator  {deployment.env['PANOS_URL']} (Panorama)")
         print("AWS              moto (DynamoDB table and two secrets)")
@@ -153,6 +164,18 @@ def main() -> None:
         pce.clear_log()
         show("run 4: one relabel through the change feed", deployment.invoke(scheduled), panos)
         print(f"  PCE requests this run: {[entry.path for entry in pce.requests]}")
+
+        print("\nOn the PCE: the offline check marks payments-api-1's VEN offline")
+        pce.go_offline("/orgs/1/workloads/payments-api-1")
+        pce.clear_log()
+        jobs = pce.jobs_created
+        show(
+            "run 5: a VEN offline through the change feed (STATE_TAGS=enforcement,online)",
+            deployment.invoke(scheduled),
+            panos,
+        )
+        print(f"  PCE requests this run: {[entry.path for entry in pce.requests]}")
+        print(f"  export jobs this run: {pce.jobs_created - jobs}")
     print("\nAll emulators stopped.")
 
 

@@ -124,6 +124,8 @@ class LocalServices:
             "MAX_TARGETED_WORKLOADS": "50",
             "PANOS_MAX_CONCURRENCY": "5",
             "TAGS_IN_USE_ONLY": "false",
+            "STATE_TAGS": "",
+            "LABEL_GROUP_TAGS": "false",
             "DEPLOYMENT_ID": "dagsync-local",
             "FUNCTION_TIMEOUT_SECONDS": "900",
             "ALARM_TOPIC_ARN": self.alarm_topic_arn,

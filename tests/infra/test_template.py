@@ -33,6 +33,8 @@ SPEC_VARIABLES = {
     "MAX_TARGETED_WORKLOADS": "MaxTargetedWorkloads",
     "PANOS_MAX_CONCURRENCY": "PanosMaxConcurrency",
     "TAGS_IN_USE_ONLY": "TagsInUseOnly",
+    "STATE_TAGS": "StateTags",
+    "LABEL_GROUP_TAGS": "LabelGroupTags",
 }
 # Defaults and allowed values of the configuration table (docs/configuration.md#variables).
 SPEC_DEFAULTS = {
@@ -44,11 +46,14 @@ SPEC_DEFAULTS = {
     "MaxTargetedWorkloads": 50,
     "PanosMaxConcurrency": 5,
     "TagsInUseOnly": "false",
+    "StateTags": "",
+    "LabelGroupTags": "false",
 }
 SPEC_CHOICES = {
     "SharedIpPolicy": ["union", "skip"],
     "ChangeFeed": ["events", "off"],
     "TagsInUseOnly": ["true", "false"],
+    "LabelGroupTags": ["true", "false"],
 }
 SNAPSHOT_ACTIONS = {
     "dynamodb:GetItem",

@@ -33,6 +33,9 @@ class Inventory:
     ) -> list[PceEvent]:
         return []
 
+    def warnings(self) -> list[str]:
+        return []
+
 
 def feed(**environment: str) -> Feed:
     settings = load_settings({**ENVIRONMENT, **environment})

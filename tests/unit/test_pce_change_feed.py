@@ -349,7 +349,7 @@ def test_one_workload_reads_exactly_as_it_does_in_the_inventory(
 
     assert client.fetch_workload("/orgs/1/workloads/w1") == inventory["/orgs/1/workloads/w1"]
     assert client.fetch_workload("/orgs/1/workloads/u1") == Workload(
-        "/orgs/1/workloads/u1", (), ("192.168.30.153",), "APV1"
+        "/orgs/1/workloads/u1", (), ("192.168.30.153",), "APV1", (("managed", "no"),)
     )
 
 

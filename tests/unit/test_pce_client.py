@@ -82,8 +82,15 @@ def test_reads_workload_labels_and_addresses(pce: PceEmulator, make_client: Make
             (("role", "Web"), ("env", "Production")),
             ("10.0.0.1", "fe80::1"),
             "w1.example.internal",
+            (("managed", "yes"), ("online", "yes")),
         ),
-        Workload("/orgs/1/workloads/w2", (("app", "Payments"),), ("10.0.0.2",), "w2.example.internal"),
+        Workload(
+            "/orgs/1/workloads/w2",
+            (("app", "Payments"),),
+            ("10.0.0.2",),
+            "w2.example.internal",
+            (("managed", "yes"), ("online", "yes")),
+        ),
     ]
 
 
@@ -124,8 +131,11 @@ def test_estate_projection_keeps_every_label_and_non_loopback_address(
             iface["address"] for iface in raw.get("interfaces") or () if not iface["loopback"]
         )
         expected_name = raw.get("hostname") or raw.get("name") or ""
-        assert by_href[raw["href"]] == Workload(
-            raw["href"], expected_labels, expected_addresses, expected_name
+        read = by_href[raw["href"]]
+        assert (read.labels, read.addresses, read.hostname) == (
+            expected_labels,
+            expected_addresses,
+            expected_name,
         )
 
 
@@ -677,7 +687,9 @@ def test_unmanaged_workloads_are_read(pce: PceEmulator, make_client: MakeClient)
 
     workloads = make_client().fetch_workloads()
 
-    assert workloads == [Workload("/orgs/1/workloads/u1", (), ("192.168.30.153",), "APV1")]
+    assert workloads == [
+        Workload("/orgs/1/workloads/u1", (), ("192.168.30.153",), "APV1", (("managed", "no"),))
+    ]
 
 
 # -- counters, TLS and secrets ---------------------------------------------------------------

@@ -141,7 +141,47 @@ LABEL_EVENT_TYPES: frozenset[str] = frozenset(
     {"label.update", "label.delete", "labels.delete", "label_dimension.update", "label_dimension.delete"}
 )
 
+# Events that change a workload's state (docs/change-feed.md#state-events): harmless unless
+# STATE_TAGS turns state into tags; then each fetches the workloads it names.
+STATE_EVENT_TYPES: frozenset[str] = frozenset(
+    {
+        "workload.online",
+        "system_task.agent_offline_check",
+    }
+)
+# Label group edits (draft) and provisioning (which makes them active): harmless unless
+# LABEL_GROUP_TAGS is on; then, like a label rename, they call for a full export.
+LABEL_GROUP_EVENT_TYPES: frozenset[str] = frozenset(
+    {
+        "label_group.create",
+        "label_group.update",
+        "label_group.delete",
+        "sec_policy.create",
+        "sec_policy.restore",
+    }
+)
+
 FeedAction = Literal["nothing", "targeted", "full"]
+
+
+@dataclass(frozen=True, slots=True)
+class EventTypes:
+    """Which event types are harmless and which call for a full export, under the settings."""
+
+    harmless: frozenset[str] = HARMLESS_EVENT_TYPES
+    whole_estate: frozenset[str] = LABEL_EVENT_TYPES
+
+    @classmethod
+    def under(cls, *, state_tags: bool, label_group_tags: bool) -> "EventTypes":
+        harmless, whole = HARMLESS_EVENT_TYPES, LABEL_EVENT_TYPES
+        if state_tags:
+            harmless = harmless - STATE_EVENT_TYPES
+        if label_group_tags:
+            harmless, whole = harmless - LABEL_GROUP_EVENT_TYPES, whole | LABEL_GROUP_EVENT_TYPES
+        return cls(harmless, whole)
+
+
+DEFAULT_EVENT_TYPES = EventTypes()
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,16 +197,23 @@ class FeedDecision:
 
 
 def classify(
-    events: Sequence[PceEvent], *, applied: Container[str], max_results: int, max_targeted: int
+    events: Sequence[PceEvent],
+    *,
+    applied: Container[str],
+    max_results: int,
+    max_targeted: int,
+    types: EventTypes = DEFAULT_EVENT_TYPES,
 ) -> FeedDecision:
     """Decide from one page of events, `applied` being the hrefs a run already acted on."""
     fresh = [event for event in events if event.href not in applied]
     unseen = tuple(event.href for event in fresh)
-    relevant = tuple(event for event in fresh if _relevant(event))
+    relevant = tuple(
+        event for event in fresh if event.status == "success" and event.event_type not in types.harmless
+    )
     if len(events) >= max_results:
         reason = f"the events page is full ({len(events)} events): it may not be the last"
         return FeedDecision("full", reason=reason, relevant=relevant, unseen=unseen)
-    doubt = _needs_full_export(relevant)
+    doubt = _needs_full_export(relevant, types.whole_estate)
     if doubt is not None:
         return FeedDecision("full", reason=doubt, relevant=relevant, unseen=unseen)
     workloads = sorted({href for event in relevant for href in event.workload_hrefs})
@@ -178,15 +225,11 @@ def classify(
     return FeedDecision("targeted", workload_hrefs=tuple(workloads), relevant=relevant, unseen=unseen)
 
 
-def _relevant(event: PceEvent) -> bool:
-    """A successful event of a type that may change a tag; unknown types count."""
-    return event.status == "success" and event.event_type not in HARMLESS_EVENT_TYPES
-
-
-def _needs_full_export(relevant: Sequence[PceEvent]) -> str | None:
+def _needs_full_export(relevant: Sequence[PceEvent], whole_estate: frozenset[str]) -> str | None:
+    """Relevant events are successful ones of a type not known to be harmless; unknown types count."""
     for event in relevant:
-        if event.event_type in LABEL_EVENT_TYPES:
-            labels = ", ".join(event.label_hrefs) or "a label"
+        if event.event_type in whole_estate:
+            labels = ", ".join(event.label_hrefs) or "a label or label group"
             return f"{event.event_type} on {labels} changes the tags of every workload carrying it"
         if not event.workload_hrefs:
             return f"{event.event_type} names no workload ({event.href})"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 from dagsync.core.models import Workload
+from dagsync.core.workload_tags import ExtraTagger, cut_rank
 
 MAX_TAG_LENGTH = 127
 MAX_TAGS_PER_IP = 32
@@ -39,6 +40,8 @@ class MappingRules:
     exclude: tuple[IpNetwork, ...] = ()  # EXCLUDE_CIDRS
     shared_ip_policy: SharedIpPolicy = "union"
     reserved_ips: frozenset[str] = frozenset()  # the tool's own addresses (the canary's)
+    state_tags: frozenset[str] = frozenset()  # STATE_TAGS
+    label_group_tags: bool = False  # LABEL_GROUP_TAGS
 
     def fingerprint(self) -> str:
         """A short digest of the rules: pairs recorded under other rules are not these rules' pairs."""
@@ -53,6 +56,9 @@ class MappingRules:
                 ",".join(sorted(self.reserved_ips)),
             )
         )
+        # Only when set, so the rules' fingerprint from before these settings existed still holds.
+        if self.state_tags or self.label_group_tags:
+            text += f"\nstate={','.join(sorted(self.state_tags))}\nlabel_groups={self.label_group_tags}"
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -279,10 +285,14 @@ class Mapper:
         self._labeller = _Labeller(rules.prefix, rules.label_keys, self._warnings)
         self._read = AddressReader(include_ipv6=rules.include_ipv6, exclude=rules.exclude).read
         self._reserved_ips = rules.reserved_ips
+        self._extra = ExtraTagger(rules.prefix, rules.state_tags, rules.label_group_tags, make_tag)
+        self._rank = cut_rank(rules.prefix, rules.state_tags, rules.label_group_tags)
 
     def claim(self, workload: Workload) -> Claim:
         """The workload's usable IPs, each once, and its tags (docs/mapping.md#addresses)."""
         tags = self._labeller.tags(workload.labels)
+        if self._extra.active and (extra := self._extra[(workload.state, workload.label_groups)]):
+            tags = tags | extra  # state and label group tags count as selected tags
         ips: list[str] = []
         for address in workload.addresses:
             ip = self._read(address)
@@ -330,14 +340,14 @@ class Mapper:
         return desired
 
     def capped(self, ip: str, tags: frozenset[str]) -> frozenset[str]:
-        """PAN-OS's 32 tags per IP (docs/mapping.md#tag-limit): ours are cut in sorted order."""
+        """PAN-OS's 32 tags per IP (docs/mapping.md#tag-limit): ours are cut in the documented order."""
         if len(tags) <= MAX_TAGS_PER_IP:
             return tags
         self._warnings.add(
             f"{ip} would carry {len(tags)} tags; PAN-OS allows {MAX_TAGS_PER_IP}, "
             f"so {len(tags) - MAX_TAGS_PER_IP} were cut"
         )
-        return frozenset(sorted(tags)[:MAX_TAGS_PER_IP])
+        return frozenset(sorted(tags, key=self._rank)[:MAX_TAGS_PER_IP])
 
     def warnings(self) -> list[str]:
         """The capped general warnings, then at most 20 conflicts and their total."""
@@ -400,6 +410,8 @@ def map_workloads(
     exclude: tuple[IpNetwork, ...] = (),
     shared_ip_policy: SharedIpPolicy = "union",
     reserved_ips: frozenset[str] = frozenset(),
+    state_tags: frozenset[str] = frozenset(),
+    label_group_tags: bool = False,
 ) -> MappingResult:
     """Desired pairs: each selected label of each workload on each usable IP (docs/mapping.md).
 
@@ -412,6 +424,8 @@ def map_workloads(
         exclude=exclude,
         shared_ip_policy=shared_ip_policy,
         reserved_ips=reserved_ips,
+        state_tags=state_tags,
+        label_group_tags=label_group_tags,
     )
     return Mapper(rules).map(workloads)
 

@@ -18,6 +18,20 @@ class Workload:
     labels: tuple[tuple[str, str], ...]  # (key, value)
     addresses: tuple[str, ...]  # interfaces[].address as given, loopback interfaces removed
     hostname: str = ""  # for the operator: warnings and membership plans name it where known
+    # (state, value) pairs the PCE reports with certainty, e.g. ("enforcement", "full"),
+    # ("managed", "no"), ("online", "yes") (docs/mapping.md#state-tags)
+    state: tuple[tuple[str, str], ...] = ()
+    label_groups: tuple[str, ...] = ()  # names of the label groups holding one of its labels
+
+
+@dataclass(frozen=True, slots=True)
+class LabelGroup:
+    """A provisioned label group: its labels and sub-groups by href (docs/mapping.md#label-groups)."""
+
+    href: str
+    name: str
+    label_hrefs: tuple[str, ...]
+    sub_group_hrefs: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

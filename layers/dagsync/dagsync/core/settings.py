@@ -30,6 +30,7 @@ _LABEL_KEY = re.compile(r"[^\s,]{1,64}")
 _TABLE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 # A stack name fits (letters, digits, hyphens, up to 128); nothing that a tag could not carry.
 _DEPLOYMENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+STATE_KINDS = ("enforcement", "managed", "online")  # STATE_TAGS' vocabulary (docs/mapping.md#state-tags)
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 
@@ -162,6 +163,14 @@ def _label_keys(raw: str) -> frozenset[str] | None:
     return frozenset(keys)
 
 
+def _state_kinds(raw: str) -> frozenset[str]:
+    kinds = _items(raw)
+    for kind in kinds:
+        if kind not in STATE_KINDS:
+            raise _invalid(f"must be comma-separated states among {', '.join(STATE_KINDS)}, got {kind!r}")
+    return frozenset(kinds)
+
+
 def _cidrs(raw: str) -> tuple[IpNetwork, ...]:
     networks = []
     for text in _items(raw):
@@ -230,6 +239,8 @@ class Settings(BaseModel):
     # PAN-OS asks for at most five concurrent API calls per management address (docs/protocols.md#pan-os-concurrency).
     panos_max_concurrency: Annotated[int, integer(1, 5)] = 5
     tags_in_use_only: Flag = False
+    state_tags: Annotated[frozenset[str], Env(_state_kinds)] = frozenset()
+    label_group_tags: Flag = False
     # The stack name: what tells this deployment's canary from another's on a shared device.
     deployment_id: Annotated[
         str, matching(_DEPLOYMENT_ID, "must be letters, digits, '.', '_' or '-' (at most 128)")

@@ -164,6 +164,7 @@ def build_engine(
         pacer=options.pacer(settings.pce_max_requests_per_minute),
         timeout=options.timeout,
         limits=options.pce_limits,
+        label_groups=settings.label_group_tags,
     )
 
     def device_for(target: Target) -> Device:

@@ -1,4 +1,5 @@
-"""Illumio PCE client: the complete workload inventory, one workload, and a page of events.
+"""Illumio PCE client: the complete workload inventory, one workload, a page of events, and the
+provisioned label groups when the mapping needs them.
 
 The inventory comes through the async collection job (`jobs`); every request goes through the
 paced, retried transport (`transport`). Nothing partial ever comes back: the engine computes
@@ -6,12 +7,13 @@ deletions from this list, so any defect fails the whole read (docs/sync.md#readi
 """
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from urllib.parse import quote, urlencode
 
 from dagsync.core.errors import PceError
 from dagsync.core.models import PceEvent, Workload
+from dagsync.core.workload_tags import GroupIndex, resolve_label_groups
 from dagsync.net.credentials import PceCredentials
 from dagsync.net.pacing import Pacer
 from dagsync.net.retry import Retrier, RetryPolicy
@@ -20,8 +22,10 @@ from dagsync.pce.parse import (
     LabelRef,
     LabelTable,
     WorkloadProjector,
+    kind,
     parse_events,
     parse_label,
+    parse_label_group,
     resolve_labels,
     rfc3339,
     workload_href,
@@ -38,6 +42,8 @@ log = logging.getLogger(__name__)
 PCE_RETRY = RetryPolicy(max_retry_after=60.0, rate_limited_wait=(10.0, 15.0), rate_limited_attempts=None)
 DEFAULT_REQUESTS_PER_MINUTE = 100  # PCE_MAX_REQUESTS_PER_MINUTE, docs/sync.md#pacing
 _MAX_EVENTS = 10_000  # the most one events GET returns (docs/protocols.md#pce-events)
+_SYNC_CEILING = 500  # a synchronous collection GET stops silently here (docs/protocols.md#pce-label-groups)
+LABEL_GROUPS = "sec_policy/active/label_groups"  # the provisioned version; `draft` holds edits
 
 type _Pending = list[tuple[int, tuple[LabelRef, ...]]]  # workloads whose labels are hrefs still to resolve
 
@@ -48,6 +54,7 @@ class PceClient:
     `retrier` carries the run's retry policy, clock, sleep and deadline: every wait of the
     client (retries, pacing and job polls) goes through them, so a fake clock makes a test
     instant. `pacer` is the run's one PCE pacer, passed to every request before it is sent.
+    With `label_groups`, every workload read carries the label groups holding its labels.
     """
 
     def __init__(
@@ -61,6 +68,7 @@ class PceClient:
         pacer: Pacer | None = None,
         timeout: float = 30.0,
         limits: PceLimits | None = None,
+        label_groups: bool = False,
     ) -> None:
         retrier = retrier or Retrier(PCE_RETRY)
         pacer = pacer or Pacer(
@@ -78,6 +86,8 @@ class PceClient:
         )
         self._org = org_id
         self._label_table: LabelTable | None = None
+        self._wants_groups = label_groups
+        self._group_index: GroupIndex | None = None
 
     @property
     def requests_made(self) -> int:
@@ -92,8 +102,9 @@ class PceClient:
 
     def fetch_workloads(self) -> list[Workload]:
         """Every non-deleted workload, labels resolved; raises PceError unless the read is complete."""
+        projector = self._projector()  # label groups first: an unreadable list stops the run here
         datafile = jobs.run_job(self._http, "workloads")
-        workloads, pending = jobs.download(self._http, datafile, "workloads", _parse_workloads)
+        workloads, pending = jobs.download(self._http, datafile, "workloads", _workload_parser(projector))
         if pending:
             table = self._labels()
             for index, refs in pending:
@@ -120,7 +131,7 @@ class PceClient:
             return None
         item = self._http.json(answer, what)
         projected = self._http.parsed(
-            f"the PCE's answer for {what}", lambda: WorkloadProjector().project(item, what)
+            f"the PCE's answer for {what}", lambda: self._projector().project(item, what)
         )
         if projected is None:
             return None
@@ -155,6 +166,38 @@ class PceClient:
         datafile = jobs.run_job(self._http, "labels")
         return jobs.download(self._http, datafile, "labels", _parse_labels)
 
+    def fetch_label_groups(self) -> GroupIndex:
+        """The provisioned label groups, nested ones resolved: one GET, or an async job when that
+        GET holds 500 groups (it may have stopped there). Raises PceError unless read whole."""
+        what = "the label groups"
+        answer = self._http.get(
+            f"{self._http.api}/orgs/{self._org}/{LABEL_GROUPS}?max_results={_SYNC_CEILING}", what=what
+        )
+        items = self._http.json(answer, what)
+        if isinstance(items, list) and len(items) >= _SYNC_CEILING:
+            datafile = jobs.run_job(self._http, LABEL_GROUPS)
+            items = jobs.download(self._http, datafile, "label_groups", list)
+        if not isinstance(items, list):
+            raise PceError(f"the PCE's answer for {what} is {kind(items)}, not an array")
+        groups = self._http.parsed(
+            f"the PCE's answer for {what}",
+            lambda: [parse_label_group(item, f"element {position}") for position, item in enumerate(items)],
+        )
+        index = resolve_label_groups(groups)
+        for warning in index.warnings:
+            log.warning("%s", warning)
+        return index
+
+    def warnings(self) -> list[str]:
+        """What the reads so far found worth telling the operator: label group cycles."""
+        return list(self._group_index.warnings) if self._group_index is not None else []
+
+    def _projector(self) -> WorkloadProjector:
+        """A projector for one read, with the label groups (read once per client) when wanted."""
+        if self._wants_groups and self._group_index is None:
+            self._group_index = self.fetch_label_groups()
+        return WorkloadProjector(self._group_index)
+
     def _labels(self) -> LabelTable:
         """The label table, read once per client (one client serves one run)."""
         if self._label_table is None:
@@ -162,20 +205,24 @@ class PceClient:
         return self._label_table
 
 
-def _parse_workloads(items: Iterator[object]) -> tuple[list[Workload], _Pending]:
-    """Project each workload as it streams by; href-only labels are returned to resolve later."""
-    projector = WorkloadProjector()
-    workloads: list[Workload] = []
-    pending: _Pending = []
-    for position, item in enumerate(items):
-        projected = projector.project(item, f"element {position}")
-        if projected is None:
-            continue
-        workload, refs = projected
-        if refs:
-            pending.append((len(workloads), refs))
-        workloads.append(workload)
-    return workloads, pending
+def _workload_parser(
+    projector: WorkloadProjector,
+) -> Callable[[Iterator[object]], tuple[list[Workload], _Pending]]:
+    def parse(items: Iterator[object]) -> tuple[list[Workload], _Pending]:
+        """Project each workload as it streams by; href-only labels are returned to resolve later."""
+        workloads: list[Workload] = []
+        pending: _Pending = []
+        for position, item in enumerate(items):
+            projected = projector.project(item, f"element {position}")
+            if projected is None:
+                continue
+            workload, refs = projected
+            if refs:
+                pending.append((len(workloads), refs))
+            workloads.append(workload)
+        return workloads, pending
+
+    return parse
 
 
 def _parse_labels(items: Iterator[object]) -> LabelTable:

@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from typing import NoReturn, cast
 
 from dagsync.core.errors import PceError
-from dagsync.core.models import PceEvent, Workload
+from dagsync.core.models import LabelGroup, PceEvent, Workload
+from dagsync.core.workload_tags import STATE_VALUES, GroupIndex
 
 LabelRef = tuple[str, str] | str  # an inline (key, value), or a label href still to resolve
 LabelTable = dict[str, tuple[str, str]]  # label href -> (key, value)
@@ -46,13 +47,17 @@ def rfc3339(moment: datetime) -> str:
 
 
 class WorkloadProjector:
-    """Projects PCE workload objects to Workloads, sharing one (key, value) tuple per label.
+    """Projects PCE workload objects to Workloads, sharing one (key, value) tuple per label, one
+    state tuple per state.
 
-    One projector per read: the shared tuples keep 100,000 workloads' labels small.
+    One projector per read: the shared tuples keep 100,000 workloads' labels small. With a
+    `groups` index, each workload carries the names of the label groups holding its labels.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, groups: GroupIndex | None = None) -> None:
         self._pairs: dict[tuple[str, str], tuple[str, str]] = {}
+        self._states: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = {}
+        self._groups = groups
 
     def project(self, item: object, where: str) -> tuple[Workload, tuple[LabelRef, ...]] | None:
         """The workload, or None when it is deleted.
@@ -67,13 +72,22 @@ class WorkloadProjector:
             _shape(f"{where} has no string href")
         if item.get("deleted") is True:
             return None
-        refs = self._label_refs(item.get("labels"), href)
+        raw_labels = item.get("labels")
+        refs = self._label_refs(raw_labels, href)
         addresses = _addresses(item.get("interfaces"), href)
         hostname = _hostname(item)
+        state = read_state(item)
+        state = self._states.setdefault(state, state)
+        groups = self._label_groups(self._groups, raw_labels) if self._groups is not None else ()
         if all(isinstance(ref, tuple) for ref in refs):
             labels = cast("tuple[tuple[str, str], ...]", refs)
-            return Workload(href=href, labels=labels, addresses=addresses, hostname=hostname), ()
-        return Workload(href=href, labels=(), addresses=addresses, hostname=hostname), refs
+            return Workload(href, labels, addresses, hostname, state, groups), ()
+        return Workload(href, (), addresses, hostname, state, groups), refs
+
+    @staticmethod
+    def _label_groups(index: GroupIndex, raw: object) -> tuple[str, ...]:
+        """The names of the groups holding the workload's labels (already checked by _label_refs)."""
+        return index.names(label["href"] for label in raw) if isinstance(raw, list) else ()
 
     def _label_refs(self, raw: object, href: str) -> tuple[LabelRef, ...]:
         if raw is None:
@@ -112,7 +126,68 @@ def resolve_labels(workload: Workload, refs: tuple[LabelRef, ...], table: LabelT
                 f"workload {workload.href} carries label {ref}, which GET /labels does not list; "
                 "the inventory cannot be mapped"
             )
-    return Workload(workload.href, tuple(labels), workload.addresses, workload.hostname)
+    return Workload(
+        workload.href,
+        tuple(labels),
+        workload.addresses,
+        workload.hostname,
+        workload.state,
+        workload.label_groups,
+    )
+
+
+def read_state(item: dict[str, object]) -> tuple[tuple[str, str], ...]:
+    """The states the PCE reports with certainty (docs/mapping.md#state-tags); anything else is left out.
+
+    Managed means a VEN or an agent with an href: unmanaged workloads carry an `agent` object
+    without one, and `ven: null`. An unmanaged workload gets no enforcement and no online state:
+    the PCE reports placeholders for them (`enforcement_mode: visibility_only`, `online: true`,
+    as in a PCE 25 capture), which say nothing about the host.
+    """
+    managed = item.get("managed") is True or any(
+        isinstance(agent := item.get(field), dict) and isinstance(agent.get("href"), str) and agent["href"]
+        for field in ("ven", "agent")
+    )
+    if not managed:
+        known = any(field in item for field in ("ven", "agent", "managed"))
+        return (("managed", "no"),) if known else ()
+    state: list[tuple[str, str]] = []
+    mode = item.get("enforcement_mode")
+    if isinstance(mode, str) and mode in STATE_VALUES["enforcement"]:
+        state.append(("enforcement", mode))
+    state.append(("managed", "yes"))
+    online = item.get("online")
+    if isinstance(online, bool):
+        state.append(("online", "yes" if online else "no"))
+    return tuple(state)
+
+
+def parse_label_group(item: object, where: str) -> LabelGroup:
+    """A label group object; its labels and sub-groups may be bare `{href}` objects."""
+    if not isinstance(item, dict):
+        _shape(f"{where} is {kind(item)}, not a label group object")
+    href, name = item.get("href"), item.get("name")
+    if not (isinstance(href, str) and href and isinstance(name, str)):
+        _shape(f"{where} lacks a string href or name")
+    return LabelGroup(
+        href,
+        name,
+        _hrefs(item.get("labels"), href, "labels"),
+        _hrefs(item.get("sub_groups"), href, "sub_groups"),
+    )
+
+
+def _hrefs(raw: object, group: str, field: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        _shape(f"label group {group} has {field} that are {kind(raw)}, not a list")
+    hrefs = []
+    for member in raw:
+        if not isinstance(member, dict) or not isinstance(member.get("href"), str):
+            _shape(f"label group {group} has {field} without a string href")
+        hrefs.append(member["href"])
+    return tuple(hrefs)
 
 
 def parse_label(item: object, where: str) -> tuple[str, tuple[str, str]]:
@@ -143,6 +218,7 @@ def parse_event(item: object, where: str) -> PceEvent:
         _shape(f"event {href} has no string event_type")
     status, severity = item.get("status"), item.get("severity")
     workloads, labels = _named_resources(item.get("resource_changes"), href)
+    workloads = tuple(dict.fromkeys((*workloads, *_notified_workloads(item.get("notifications")))))
     return PceEvent(
         href=href,
         event_type=event_type,
@@ -175,6 +251,20 @@ def _named_resources(raw: object, event: str) -> tuple[tuple[str, ...], tuple[st
             elif (label := label_href(href)) is not None:
                 labels[label] = None
     return tuple(workloads), tuple(labels)
+
+
+def _notified_workloads(raw: object) -> tuple[str, ...]:
+    """Workloads named by `notifications[].info.workload.href` (how `workload.online` names one)."""
+    if not isinstance(raw, list):
+        return ()
+    found = []
+    for notification in raw:
+        info = notification.get("info") if isinstance(notification, dict) else None
+        named = info.get("workload") if isinstance(info, dict) else None
+        href = named.get("href") if isinstance(named, dict) else None
+        if isinstance(href, str) and (workload := workload_href(href)) is not None:
+            found.append(workload)
+    return tuple(found)
 
 
 def _timestamp(raw: object, event: str) -> datetime:

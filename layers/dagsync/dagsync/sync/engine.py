@@ -76,6 +76,8 @@ class SyncEngine:
             exclude=settings.exclude_cidrs,
             shared_ip_policy=settings.shared_ip_policy,
             reserved_ips=RESERVED_IPS,
+            state_tags=settings.state_tags,
+            label_group_tags=settings.label_group_tags,
         )
         self._feed = Feed(
             settings,

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from aws_lambda_powertools import Logger
 
 from dagsync import SERVICE
-from dagsync.core.change_events import FeedDecision, classify
+from dagsync.core.change_events import EventTypes, FeedDecision, classify
 from dagsync.core.clocks import Clock
 from dagsync.core.errors import PceError, SnapshotError
 from dagsync.core.invocation import SyncRequest
@@ -133,6 +133,9 @@ class Feed:
             applied=watermark.applied | self._covered_by_export(watermark, events),
             max_results=self._policy.max_results,
             max_targeted=self._settings.max_targeted_workloads,
+            types=EventTypes.under(
+                state_tags=bool(self._settings.state_tags), label_group_tags=self._settings.label_group_tags
+            ),
         )
         if decision.action == "full":
             logger.info("full export", extra={"reason": decision.reason})
@@ -202,6 +205,7 @@ class Feed:
         workloads = self._inventory.fetch_workloads()
         mapping = Mapper(self._rules).map(workloads)
         reading = _from_mapping(mapping, "export" if watermark is not None else None)
+        reading.warnings = [*self._inventory.warnings(), *reading.warnings]
         if hostnames:
             reading.hostnames = hostnames_by_ip(workloads, mapping.projection)
         if watermark is None or self._projections is None:
@@ -257,7 +261,7 @@ class Feed:
             desired=update.after,
             workloads=workloads,
             pairs=pairs,
-            warnings=update.warnings,
+            warnings=[*self._inventory.warnings(), *update.warnings],
             shared_ip_conflicts=update.conflicts_after,
             only_ips=update.ips,
             events_seen=len(events),

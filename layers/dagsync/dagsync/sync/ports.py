@@ -29,6 +29,10 @@ class Inventory(Protocol):
         self, since: datetime, *, until: datetime | None = None, max_results: int
     ) -> list[PceEvent]: ...
 
+    def warnings(self) -> list[str]:
+        """What the reads so far found worth telling the operator (label group cycles, ...)."""
+        ...
+
 
 class DagReader(Protocol):
     """The device's DAG definitions; a refusal or an unreadable answer raises PanosError."""
