@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SAM_STAMP := $(SAM_VENV)/.installed
 
-.PHONY: install install-sam lint typecheck unit check integration infra-check test demo bench local clean
+.PHONY: install install-sam lint typecheck unit check integration infra-check test demo bench sim local clean
 
 $(STAMP): requirements-dev.txt layers/dagsync/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy layers/dagsync/dagsync functions/dag_sync/app.py emulators bench
+	$(BIN)/mypy layers/dagsync/dagsync functions/dag_sync/app.py emulators bench sim
 
 unit: $(STAMP)
 	$(BIN)/pytest -q -n 2 tests/unit
@@ -62,6 +62,12 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# 30 simulated days on 5 seeds, two seeds at a time (docs/simulation.md); exits 1 on a violation.
+SIM_DAYS ?= 30
+SIM_JOBS ?= 2
+sim: $(STAMP)
+	$(BIN)/python -m sim --seeds 1,2,3,4,5 --minutes $$(( $(SIM_DAYS) * 1440 )) --jobs $(SIM_JOBS)
 
 # The emulators and moto on the host, env.local.json, and the `sam local invoke` line per event.
 local: $(STAMP)
