@@ -93,14 +93,17 @@ class LocalDeployment:
         *,
         pce: PceEmulator | None = None,
         panos: PanosEmulator | None = None,
+        peer: PanosEmulator | None = None,
         settings: Mapping[str, str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
         aws_config: DefaultConfig | None = None,
     ) -> None:
         """`ssl_context` serves both emulators over HTTPS with its certificate; `aws_config` is
-        moto's (for example `{"stepfunctions": {"execute_state_machine": True}}`)."""
+        moto's (for example `{"stepfunctions": {"execute_state_machine": True}}`); `peer` is the
+        second member of an HA pair with `panos`, served at its own address after it in PANOS_URL."""
         self.pce = pce or PceEmulator()
         self.panos = panos or PanosEmulator("panorama", api_keys=(PANOS_API_KEY,))
+        self.peer = peer
         self._settings = dict(settings or {})
         self._ssl_context = ssl_context
         self._aws = mock_aws(config=aws_config)
@@ -112,11 +115,16 @@ class LocalDeployment:
         pce_server = LoopbackServer(self.pce, ssl_context=self._ssl_context).start()
         panos_server = LoopbackServer(self.panos, ssl_context=self._ssl_context).start()
         self._servers = [pce_server, panos_server]
+        panos_urls = [panos_server.url]
+        if self.peer is not None:
+            peer_server = LoopbackServer(self.peer, ssl_context=self._ssl_context).start()
+            self._servers.append(peer_server)
+            panos_urls.append(peer_server.url)
         self.env = {
             **FUNCTION_ENVIRONMENT,
             "PCE_URL": pce_server.url,
             "PCE_ORG_ID": str(self.pce.org_id),
-            "PANOS_URL": panos_server.url,
+            "PANOS_URL": ",".join(panos_urls),
             **self._settings,
         }
         for name, value in self.env.items():

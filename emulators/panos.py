@@ -53,6 +53,9 @@ MaliciousVariant = Literal["billion-laughs", "external-entity"]
 UnauthCode = Literal["16", "22"]
 DenialAnswer = Literal["403", "unauth"]
 AbsentConfig = Literal["empty-result", "object-not-present"]
+HaUnreadable = Literal["403", "garbage", "timeout"]
+# Local HA states a member may be written to (docs/protocols.md#pan-os-high-availability).
+HA_ACTIVE_STATES = frozenset({"active", "primary-active", "secondary-active"})
 
 INVALID_CREDENTIAL = (
     b"<response status = 'error' code = '403'><result><msg>Invalid Credential</msg></result></response>"
@@ -251,6 +254,7 @@ class PanosEmulator:
         ingest_cost: IngestCost = IngestCost(),
         time_scale: float = 0.0,
         absent_config: AbsentConfig = "empty-result",
+        ha_state: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -266,6 +270,11 @@ class PanosEmulator:
         self.ingest_cost = ingest_cost
         self.time_scale = time_scale
         self.absent_config: AbsentConfig = absent_config
+        # HA (docs/protocols.md#pan-os-high-availability): None is HA not enabled. A member in any
+        # other than an active state answers User-ID calls with success and applies none of them.
+        self.ha_state = ha_state
+        self.ha_peer_state: str | None = None
+        self.ha_unreadable: HaUnreadable | None = None
         self.clock = 0.0  # virtual seconds; advance() moves it and expires timed-out tags
         self.max_concurrency = 0  # the most requests in flight at once since the log was cleared
         self.keygen_count = 0
@@ -293,6 +302,38 @@ class PanosEmulator:
     @property
     def serial(self) -> str:
         return self._device.serial
+
+    @property
+    def ha_active(self) -> bool:
+        """Whether this member applies what it is sent: HA not enabled, or an active state."""
+        return self.ha_state is None or self.ha_state in HA_ACTIVE_STATES
+
+    def set_ha_state(self, state: str | None, *, peer: str | None = None) -> None:
+        """This member's local HA state (None: HA not enabled) and, in a pair, its peer's."""
+        with self._lock:
+            self.ha_state, self.ha_peer_state = state, peer
+
+    def share_firewalls(self, other: "PanosEmulator") -> None:
+        """Manage `other`'s firewalls (the same objects), as the second Panorama of a pair does."""
+        with self._lock:
+            self._children = other._children
+
+    def copy_tables_from(self, other: "PanosEmulator") -> None:
+        """`other`'s registered-IP tables in place of this device's own, as an HA sync leaves them;
+        firewalls it shares with `other` are left as they are."""
+        with self._lock, other._lock:
+            pairs = [(self._device, other._device)]
+            if self._children is not other._children:
+                pairs += [(self._children[s], d) for s, d in other._children.items() if s in self._children]
+            for mine, theirs in pairs:
+                mine.tables = copy.deepcopy(theirs.tables)
+
+    def non_ha_requests(self) -> list[LoggedRequest]:
+        """Every logged request but the HA state query: what a passive member must never see."""
+        return [entry for entry in self.requests if not _is_ha_query(entry.params)]
+
+    def ha_queries(self) -> int:
+        return len(self.requests) - len(self.non_ha_requests())
 
     def add_firewall(
         self, serial: str, *, vsys: Iterable[str] = ("vsys1",), capacity: int | None = None
@@ -872,7 +913,7 @@ class PanosEmulator:
                 self._epoch[user] = self._epoch.get(user, 0) + 1
                 for old in [k for k, owner in self._keys.items() if owner == user]:
                     del self._keys[old]
-            key = _derive_key(user, password, self._epoch.get(user, 0))
+            key = _derive_key(self.serial, user, password, self._epoch.get(user, 0))
             self._keys[key] = user
             self._issued.append(key)
         return _xml_success(_element("key", text=key))
@@ -941,6 +982,10 @@ class PanosEmulator:
         if isinstance(payload, Response):
             return payload
         _log_uid(payload, log)
+        if not self.ha_active:
+            # A passive member answers success and never applies the message (pan-os-python
+            # pull request 622): the silent drop SPEC-level HA handling exists for.
+            return _uid_response([section.tag for section in payload], {})
         failures: dict[str, list[tuple[str, str]]] = {}
         with self._lock:
             table = device.table(device.table_name(vsys))
@@ -983,9 +1028,14 @@ class PanosEmulator:
             return
         if record is None:
             if device.capacity is not None and device.ip_count() >= device.capacity:
-                # Text [unverified]: the KB names "max registered-ip ... reached" in the system log.
+                # Text [unverified]: PAN-OS logs "max registered-ip for the platform reached"
+                # (knowledge base kA14u000000sdArCAI); the per-entry wording is not captured.
                 failures.append(
-                    (raw_ip, f"Failed to register {raw_ip}: max registered-ip reached ({device.capacity})")
+                    (
+                        raw_ip,
+                        f"Failed to register {raw_ip}: max registered-ip for the platform reached "
+                        f"({device.capacity})",
+                    )
                 )
                 return
             record = table[ip] = IpRecord()
@@ -1074,7 +1124,33 @@ class PanosEmulator:
             return self._show_registered_ip(device, vsys, query)
         if command.tag == "show" and command.find("object/dynamic-address-group") is not None:
             return self._show_dags(device)
+        if command.tag == "show" and command.find("high-availability/state") is not None:
+            return self._show_ha_state(device)
         return _xml_error("17", "Invalid command: not emulated")
+
+    def _show_ha_state(self, device: Device) -> Response:
+        """`show high-availability state`: Panorama puts the local state at `local-info/state`, a
+        firewall at `group/local-info/state`; HA not enabled is `<enabled>no</enabled>`. The
+        fields beside the state are left out [unverified beyond the state's place]."""
+        if self.ha_unreadable == "403":
+            return Response(403, INVALID_CREDENTIAL, dict(_XML_HEADERS))
+        if self.ha_unreadable == "garbage":
+            return Response(200, NOT_XML, {"Content-Type": "text/plain"})
+        if self.ha_unreadable == "timeout":
+            self._sleep(self.unreachable_delay)
+            return _http_error(504)
+        result = _element("result")
+        if self.ha_state is None:
+            ET.SubElement(result, "enabled").text = "no"
+            return _xml_success(result, wrap=False)
+        ET.SubElement(result, "enabled").text = "yes"
+        holder = result if device.kind == "panorama" else ET.SubElement(result, "group")
+        if device.kind == "firewall":
+            ET.SubElement(holder, "mode").text = "Active-Passive"
+        ET.SubElement(ET.SubElement(holder, "local-info"), "state").text = self.ha_state
+        if self.ha_peer_state is not None:
+            ET.SubElement(ET.SubElement(holder, "peer-info"), "state").text = self.ha_peer_state
+        return _xml_success(result, wrap=False)
 
     def _show_registered_ip(self, device: Device, vsys: str | None, query: ET.Element) -> Response:
         selection = _registered_ip_query(query)
@@ -1253,6 +1329,11 @@ class _FilterParser:
 
 # ---------------------------------------------------------------------------------------------
 # Request readers
+
+
+def _is_ha_query(params: Mapping[str, str]) -> bool:
+    command = _parse(params.get("cmd") or "") if params.get("type") == "op" else None
+    return command is not None and command.find("high-availability/state") is not None
 
 
 def _uid_payload(cmd: str | None) -> ET.Element | Response:
@@ -1489,8 +1570,10 @@ def _basic_ok(request: Request, users: dict[str, str]) -> bool:
     return user in users and users[user] == password
 
 
-def _derive_key(user: str, password: str, epoch: int) -> str:
-    digest = hashlib.sha256(f"{user}:{password}:{epoch}".encode()).digest()
+def _derive_key(serial: str, user: str, password: str, epoch: int) -> str:
+    """A device's key is its own (PAN-OS encrypts it with the device's master key): the other
+    member of a pair refuses it."""
+    digest = hashlib.sha256(f"{serial}:{user}:{password}:{epoch}".encode()).digest()
     return "LUFRPT" + base64.b64encode(digest).decode()
 
 

@@ -141,6 +141,8 @@ def panos_label(body: bytes) -> str:
         if 'persistent="0"' in cmd:
             verb = "canary"
         return f"panos {verb}"
+    if kind == "op" and "<high-availability>" in cmd:
+        return "panos ha-state"
     if kind == "op":
         return "panos show" + (" canary" if f"<ip>{CANARY_IP}</ip>" in cmd else " all")
     return f"panos {kind}"

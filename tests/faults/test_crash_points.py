@@ -5,9 +5,10 @@ Two syncs are crashed, on a device that also holds another tool's tags (BATCH_SI
 `first-run` registers four batches into an empty snapshot and ends with the drift canary;
 `change` registers two batches and unregisters two on a synced estate. Every PCE, PAN-OS and
 DynamoDB call of a clean run is a crash point: after each batch the device answered, around the
-write-ahead record, between the shard writes and the manifest swap, after the swap, and after the
-canary. A crash is either an exception inside the function (its cleanup still runs) or a killed
-process (nothing after the crash point runs; its lease has to expire).
+write-ahead record, between the shard writes and the manifest swap, after the swap, after the
+canary, and after the HA state query. A crash is either an exception inside the function (its
+cleanup still runs) or a killed process (nothing after the crash point runs; its lease has to
+expire).
 """
 
 from typing import Any
@@ -42,7 +43,14 @@ WRITE_AHEAD = ["dynamodb BatchWriteItem", "dynamodb PutItem"]
 COMMIT = ["dynamodb BatchWriteItem", "dynamodb PutItem", "dynamodb BatchWriteItem", "dynamodb UpdateItem"]
 TRACES = {
     "first-run": [
-        *("pce workloads", "pce jobs", "pce datafiles", "dynamodb GetItem", "panos show all"),
+        *(
+            "pce workloads",
+            "pce jobs",
+            "pce datafiles",
+            "panos ha-state",
+            "dynamodb GetItem",
+            "panos show all",
+        ),
         "dynamodb UpdateItem",
         *WRITE_AHEAD,
         *("panos register",) * 4,
@@ -50,7 +58,8 @@ TRACES = {
         "panos canary",
     ],
     "change": [
-        *("pce workloads", "pce jobs", "pce datafiles", "dynamodb GetItem", "dynamodb BatchGetItem"),
+        *("pce workloads", "pce jobs", "pce datafiles", "panos ha-state", "dynamodb GetItem"),
+        "dynamodb BatchGetItem",
         *("panos show canary", "dynamodb UpdateItem"),
         *COMMIT,
         *("panos register", "panos register", "panos unregister", "panos unregister"),

@@ -61,7 +61,7 @@ def settle(panos: Any) -> None:
 
 
 def key_revoked(panos: Any, stop: int, setup: ClientSetup) -> None:
-    panos.revoke_keys_after(1 + stop)  # the canary check is the first authenticated request
+    panos.revoke_keys_after(2 + stop)  # the HA state query and the canary check come first
 
 
 def session_timeouts(panos: Any, stop: int, setup: ClientSetup) -> None:

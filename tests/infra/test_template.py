@@ -547,6 +547,15 @@ def test_missed_runs_alarm_is_absent_while_the_schedule_is_disabled() -> None:
     assert "SuccessfulRuns" not in {alarm["Properties"].get("MetricName") for alarm in alarms}
 
 
+def test_a_full_device_table_raises_its_own_alarm(default: Deployment) -> None:
+    alarm = default.alarm_on("DeviceTableFull")
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["TreatMissingData"]) == (
+        "Maximum",
+        1,
+        "notBreaching",
+    )
+
+
 def test_failure_queue_alarm_watches_visible_messages(default: Deployment) -> None:
     alarm = default.alarm_on("ApproximateNumberOfMessagesVisible")
     assert alarm["Dimensions"] == [
@@ -694,6 +703,8 @@ def test_samconfig_overrides_only_template_parameters(source: dict[str, Any]) ->
         ("PceUrl", "http://127.0.0.1:8443", True),
         ("PceUrl", "https://pce.example.com:8443/api/v2", False),
         ("PanosUrl", "ftp://panorama.example.com", False),
+        ("PanosUrl", "https://pano-a.example.com,https://pano-b.example.com:8443", True),
+        ("PanosUrl", "https://a.example.com,https://b.example.com,https://c.example.com", False),
         ("PanosVsys", "", True),
         ("PanosVsys", "vsys2", True),
         ("PanosVsys", "shared", False),

@@ -75,7 +75,7 @@ def test_a_failing_target_reports_the_time_since_it_last_ended_ok(
 ):
     target = target_of(deployment)
     pce.relabel("/orgs/1/workloads/web1", "env", "Quarantine")
-    panos.fail_next(1000, status=500)
+    panos.fail_next(1000, status=500, type="user-id")
     failing_run(deployment)
     wall_clock.advance(600)
     failing_run(deployment)
@@ -86,7 +86,7 @@ def test_a_failing_target_reports_the_time_since_it_last_ended_ok(
 def test_the_age_goes_back_to_zero_once_the_target_ends_ok(deployment, pce, panos, metrics, wall_clock):
     target = target_of(deployment)
     pce.relabel("/orgs/1/workloads/web1", "env", "Quarantine")
-    panos.fail_next(1000, status=500)
+    panos.fail_next(1000, status=500, type="user-id")
     failing_run(deployment)
     wall_clock.advance(600)
     panos.clear_faults()

@@ -186,7 +186,7 @@ def test_table_full_entry_is_reported_failed_while_others_are_applied(firewall: 
     firewall.emulator.set_capacity(2)
     outcome = firewall.client().register({"10.0.0.2": tags("illumio.a"), "10.0.0.3": tags("illumio.a")})
     assert list(outcome.failed) == ["10.0.0.3"]
-    assert "max registered-ip reached" in outcome.failed["10.0.0.3"]
+    assert "max registered-ip for the platform reached" in outcome.failed["10.0.0.3"]
     assert "10.0.0.2" in firewall.emulator.table()
 
 

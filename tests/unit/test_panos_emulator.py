@@ -190,7 +190,7 @@ def test_capacity_counts_ips_across_vsys() -> None:
     emulator.register_foreign("10.0.0.1", ["a"], vsys="vsys2")
     with serve(emulator) as api:
         root = api.register({"10.0.0.2": ["a"]})
-    assert "max registered-ip reached" in failed_messages(root)["10.0.0.2"]
+    assert "max registered-ip for the platform reached" in failed_messages(root)["10.0.0.2"]
 
 
 def test_a_full_table_still_accepts_tags_on_known_ips(device: PanosEmulator, api: Api) -> None:

@@ -54,6 +54,7 @@ class UidOutcome:
     benign: int = 0  # per-entry messages "already exists" / "does not exist": counted as done
     unsent: int = 0  # entries failed without being sent: no message could carry them
     rejected: frozenset[str] = frozenset()  # failed IPs that no retry can fix (sent or not)
+    table_full: frozenset[str] = frozenset()  # failed IPs the device had no room for
 
     @property
     def done(self) -> int:

@@ -3,6 +3,8 @@
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from dagsync.core.ha import MemberState
+
 Status = Literal["ok", "blocked", "conflict", "incomplete", "partial", "failed"]
 Source = Literal["export", "events", "none"]
 # Worst first: the run's status is the worst of its targets' (docs/results.md#statuses).
@@ -53,6 +55,7 @@ class TargetResult:
     dag_changes: list[DagChange] | None = None
     last_sync_age_seconds: float | None = None  # since the target last ended `ok`; 0 when it just did
     conflict_seconds: float | None = None  # how long another run's lease has been held
+    table_full: int = 0  # entries refused because the device's registered-IP table is full
     warnings: list[str] = field(default_factory=list)  # this target's own; the run's list gathers them
 
     def stuck(self, after_seconds: float | None) -> bool:
@@ -81,6 +84,7 @@ class TargetResult:
             "dag_changes": None if self.dag_changes is None else [c.to_dict() for c in self.dag_changes],
             "last_sync_age_seconds": None if self.status == "ok" else self.last_sync_age_seconds,
             "conflict_seconds": self.conflict_seconds if self.status == "conflict" else None,
+            "table_full": self.table_full or None,
         }
         data.update((key, value) for key, value in optional.items() if value is not None)
         return data
@@ -104,6 +108,9 @@ class RunResult:
     event_to_device_seconds: float | None = None  # oldest applied event to the device's confirmation
     # A target in `conflict` for longer than this is stuck (twice the function timeout); None: never.
     stuck_after_seconds: float | None = None
+    # The management address written to and each address's HA state (docs/high-availability.md).
+    device_address: str | None = None
+    members: list[MemberState] = field(default_factory=list)
 
     @property
     def status(self) -> Status:
@@ -160,6 +167,8 @@ class RunResult:
             "forced": True if self.forced else None,
             "shared_ip_conflicts": self.shared_ip_conflicts or None,
             "event_to_device_seconds": self.event_to_device_seconds,
+            "device_address": self.device_address,
+            "members": [member.to_dict() for member in self.members] or None,
         }
         data.update((key, value) for key, value in optional.items() if value is not None)
         return data

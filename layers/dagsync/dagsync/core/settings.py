@@ -85,6 +85,16 @@ def _url(value: str) -> str:
     return value
 
 
+def _management_urls(value: str) -> str:
+    """PANOS_URL: one management address, or the two of an HA pair separated by a comma."""
+    urls = [_url(part.strip()) for part in value.split(",")]
+    if len(urls) > 2:
+        raise _invalid(f"names at most two addresses (an HA pair), got {len(urls)}")
+    if len(urls) == 2 and urlsplit(urls[0]).netloc.lower() == urlsplit(urls[1]).netloc.lower():
+        raise _invalid("names the same address twice; an HA pair is two different addresses")
+    return ",".join(urls)
+
+
 def integer(minimum: int, maximum: int | None = None) -> Env:
     bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
 
@@ -197,6 +207,7 @@ def _tag_prefix(value: str) -> str:
 
 Text = Annotated[str, Env(_text)]
 Url = Annotated[str, Env(_url)]
+ManagementUrls = Annotated[str, Env(_management_urls)]
 Flag = Annotated[bool, Env(_boolean)]
 
 
@@ -217,7 +228,7 @@ class Settings(BaseModel):
     pce_url: Url
     pce_org_id: Annotated[int, integer(1)]
     pce_secret_id: Text
-    panos_url: Url
+    panos_url: ManagementUrls
     panos_secret_id: Text
     panos_vsys: Annotated[str | None, matching(_VSYS, "must look like vsys1")] = None
     panos_target_serials: Annotated[tuple[str, ...], Env(_serials)] = ()
@@ -249,17 +260,32 @@ class Settings(BaseModel):
     function_timeout_seconds: Annotated[int, integer(1, 900)] = 900
 
     @property
+    def panos_urls(self) -> tuple[str, ...]:
+        """The management addresses of PANOS_URL: one device, or the two members of an HA pair."""
+        return tuple(self.panos_url.split(","))
+
+    @property
     def targets(self) -> tuple[Target, ...]:
-        host = urlsplit(self.panos_url).netloc
+        """Every target; its name is its snapshot key (docs/high-availability.md#snapshot-keys).
+
+        One address: host[/serial][/vsys], as always. An HA pair: serial[/vsys] behind Panorama,
+        and both hosts[/vsys] for a firewall pair, so that a failover keeps every key.
+        """
+        hosts = [urlsplit(url).netloc for url in self.panos_urls]
         serials: tuple[str | None, ...] = self.panos_target_serials or (None,)
-        return tuple(
-            Target(
-                name="/".join(part for part in (host, serial, self.panos_vsys) if part),
-                serial=serial,
-                vsys=self.panos_vsys,
+        targets = []
+        for serial in serials:
+            parts: tuple[str | None, ...]
+            if len(hosts) == 1:
+                parts = (hosts[0], serial, self.panos_vsys)
+            elif serial is not None:
+                parts = (serial, self.panos_vsys)
+            else:
+                parts = (",".join(hosts), self.panos_vsys)
+            targets.append(
+                Target(name="/".join(part for part in parts if part), serial=serial, vsys=self.panos_vsys)
             )
-            for serial in serials
-        )
+        return tuple(targets)
 
     @property
     def longest_lease_seconds(self) -> float:
@@ -281,13 +307,13 @@ class Settings(BaseModel):
         notes = []
         for name, url, verify in (
             ("PCE_URL", self.pce_url, self.pce_verify_tls),
-            ("PANOS_URL", self.panos_url, self.panos_verify_tls),
+            *(("PANOS_URL", url, self.panos_verify_tls) for url in self.panos_urls),
         ):
             if url.startswith("http://"):
                 notes.append(f"{name} uses plain http://; traffic and credentials are not encrypted")
             elif not verify:
                 notes.append(f"TLS certificate verification is off for {name}")
-        return notes
+        return list(dict.fromkeys(notes))
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:

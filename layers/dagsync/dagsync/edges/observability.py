@@ -52,6 +52,9 @@ def publish_metrics(result: RunResult) -> None:
     metrics.add_metric(name="Blocked", unit=count, value=_with_status(result, "blocked"))
     metrics.add_metric(name="Incomplete", unit=count, value=_with_status(result, "incomplete"))
     metrics.add_metric(name="Conflict", unit=count, value=len(result.stuck_targets))
+    metrics.add_metric(
+        name="DeviceTableFull", unit=count, value=sum(target.table_full > 0 for target in result.targets)
+    )
     metrics.add_metric(name="SuccessfulRuns", unit=count, value=int(not result.should_raise))
     if ages:
         metrics.add_metric(name="LastSyncAgeSeconds", unit=MetricUnit.Seconds, value=max(ages))
@@ -77,6 +80,7 @@ def _publish_target(target: TargetResult, *, stuck: bool) -> None:
         "Failed": int(_failed(target)),
         "Conflict": int(stuck),
         "Incomplete": int(target.status == "incomplete"),
+        "DeviceTableFull": int(target.table_full > 0),
     }
     for name, value in counts.items():
         blob.add_metric(name=name, unit=MetricUnit.Count, value=value)

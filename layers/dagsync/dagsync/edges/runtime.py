@@ -5,6 +5,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
 
 import boto3
 from aws_lambda_powertools.utilities import parameters
@@ -23,6 +24,7 @@ from dagsync.store.snapshot import SnapshotStore
 from dagsync.store.tags_cache import TagsInUseCache
 from dagsync.sync.deadline import countdown, sooner
 from dagsync.sync.engine import SyncEngine
+from dagsync.sync.members import Members
 from dagsync.sync.ports import Device
 from dagsync.sync.tags_in_use import TagsInUse
 
@@ -167,15 +169,18 @@ def build_engine(
         label_groups=settings.label_group_tags,
     )
 
-    def device_for(target: Target) -> Device:
+    urls = {urlsplit(url).netloc: url for url in settings.panos_urls}
+
+    def client(address: str, target: Target | None) -> PanosClient:
+        """A client of one management address; with no target, one that asks the device itself."""
         return PanosClient(
-            settings.panos_url,
+            urls[address],
             panos_credentials,
             key_cache=key_cache,
             in_flight=in_flight,
             verify_tls=settings.panos_verify_tls,
-            vsys=target.vsys,
-            target_serial=target.serial,
+            vsys=None if target is None else target.vsys,
+            target_serial=None if target is None else target.serial,
             batch_size=settings.batch_size,
             retry=options.retry,
             sleep=options.sleep,
@@ -183,6 +188,9 @@ def build_engine(
             clock=options.clock,
             deadline=options.deadline,
         )
+
+    def device_for(target: Target, address: str) -> Device:
+        return client(address, target)
 
     store = SnapshotStore(
         settings.snapshot_table,
@@ -199,6 +207,7 @@ def build_engine(
         inventory=inventory,
         store=store,
         device_for=device_for,
+        members=Members([(address, client(address, None)) for address in urls]),
         run_id=run_id,
         lease_seconds=lease_seconds,
         tags_in_use=tags_in_use,

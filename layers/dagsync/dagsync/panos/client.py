@@ -29,6 +29,7 @@ from dagsync.net.http import (
 from dagsync.net.reasons import tls_reason, transport_reason
 from dagsync.net.redact import mask
 from dagsync.net.retry import Retrier, RetriesExhausted, Retryable, RetryPolicy
+from dagsync.panos.ha import build_ha_state_query, parse_ha_state
 from dagsync.panos.messages import (
     DEVICE_GROUP_ADDRESS_GROUPS,
     PAGE_LIMIT,
@@ -43,6 +44,7 @@ from dagsync.panos.responses import (
     ParsedResponse,
     entry_messages_by_ip,
     is_permanent_refusal,
+    is_table_full,
     parse_address_groups,
     parse_keygen,
     parse_registered_ips,
@@ -176,6 +178,13 @@ class PanosClient:
             start += page.raw_count
         raise PanosError(f"PAN-OS registered-IP listing did not end after {_MAX_PAGES} pages")
 
+    def ha_state(self) -> str:
+        """This management address's own HA state (docs/protocols.md#pan-os-high-availability);
+        asked of the device itself, never relayed with `target=`."""
+        cmd = build_ha_state_query()
+        answer = self._request("op", "show high-availability state", {"type": "op", "cmd": cmd}, routed=False)
+        return parse_ha_state(answer)
+
     def address_groups(self) -> list[DagDefinition]:
         """The dynamic address groups the device defines, from the running configuration.
 
@@ -227,6 +236,7 @@ class PanosClient:
             benign=benign,
             unsent=len(refused),
             rejected=rejected,
+            table_full=frozenset(ip for ip, message in failed.items() if is_table_full(message)),
         )
 
     def _request(

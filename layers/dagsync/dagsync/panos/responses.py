@@ -72,6 +72,21 @@ def is_permanent_refusal(message: str) -> bool:
     return "invalid ip address" in message.lower()
 
 
+def is_table_full(message: str) -> bool:
+    """An entry refused because the registered-IP table is at the platform's maximum.
+
+    PAN-OS logs "max registered-ip for the platform reached" (Palo Alto Networks knowledge base
+    kA14u000000sdArCAI); the per-entry wording is unverified, so any message naming the maximum
+    of registered IPs, or a full table, counts (docs/protocols.md#pan-os-table-limit).
+    """
+    lowered = message.lower()
+    return (
+        ("max" in lowered and "registered-ip" in lowered)
+        or "table full" in lowered
+        or "table is full" in lowered
+    )
+
+
 def classify_entry(message: str) -> EntryClass:
     """Per-entry result: a duplicate register or an unregister of something absent is already done."""
     lowered = message.lower()

@@ -15,13 +15,15 @@ from dagsync import SERVICE
 from dagsync.core.canary import RESERVED_IPS
 from dagsync.core.clocks import Clock, RemainingTime
 from dagsync.core.errors import PceError, SnapshotError
+from dagsync.core.ha import active_member, no_active_member
 from dagsync.core.invocation import SyncRequest
 from dagsync.core.mapping import MappingRules
-from dagsync.core.result import RunResult
+from dagsync.core.result import RunResult, TargetResult
 from dagsync.core.settings import Settings, Target
 from dagsync.sync.deadline import Deadline, countdown
 from dagsync.sync.fanout import run_in_parallel
 from dagsync.sync.feed import Feed, Reading
+from dagsync.sync.members import Members
 from dagsync.sync.memory import collector_paused
 from dagsync.sync.ports import Device, Inventory, Notifier, Projections, Snapshots
 from dagsync.sync.push import ProgressPolicy
@@ -41,7 +43,8 @@ class SyncEngine:
         *,
         inventory: Inventory,
         store: Snapshots[Any, Any],
-        device_for: Callable[[Target], Device],
+        device_for: Callable[[Target, str], Device],
+        members: Members,
         run_id: str,
         lease_seconds: float = 900.0,
         clock: Clock = time.monotonic,
@@ -55,6 +58,7 @@ class SyncEngine:
         """`remaining_time` is the invocation's countdown (docs/fan-out.md#deadlines), read afresh
         whenever a target asks whether another batch may start; None is no deadline."""
         self._settings = settings
+        self._members = members
         self._remaining_time = remaining_time
         self._store = store
         self._clock = clock
@@ -137,6 +141,19 @@ class SyncEngine:
         result.workloads_fetched = reading.workloads_fetched
         for warning in reading.warnings:
             logger.warning(warning)
+        # Asked once the inventory is complete: a run the PCE stops sends the device nothing at all.
+        result.members = self._members.ask()
+        active = active_member(result.members)
+        address = result.device_address = None if active is None else active.address
+        if address is None:
+            # Nothing but the HA query reaches a member that is not active (docs/high-availability.md).
+            error = no_active_member(result.members)
+            logger.error(error)
+            result.targets = [
+                TargetResult(target.name, status="failed", error=error) for target in self._settings.targets
+            ]
+            result.event_to_device_seconds = self._finish_feed(reading, result)
+            return
         result.targets = run_in_parallel(
             self._settings.targets,
             lambda target: self._targets.sync(
@@ -147,6 +164,7 @@ class SyncEngine:
                 budget,
                 hostnames=reading.hostnames,
                 only_ips=reading.only_ips,
+                address=address,
             ),
             workers=self._settings.panos_max_concurrency,
             priority=priority,

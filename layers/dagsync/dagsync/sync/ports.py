@@ -17,6 +17,12 @@ from dagsync.core.models import PceEvent, TagMap, Workload
 from dagsync.core.records import CachedTags, Projection, ProjectionEntry, Watermark
 
 
+class HaProbe(Protocol):
+    """One management address of PANOS_URL, asked its own HA state (docs/high-availability.md)."""
+
+    def ha_state(self) -> str: ...
+
+
 class Inventory(Protocol):
     """The PCE: the whole estate, one workload, and a page of events. Each raises PceError
     rather than return anything partial (docs/sync.md#retries)."""

@@ -65,6 +65,8 @@ class Direction:
     # Refused for good (an address the device cannot take): neither confirmed nor uncertain, so
     # only a recomputed desired state (a full export) plans it again (docs/sync.md#per-entry-results).
     rejected: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Refused for want of room in the device's table: failed (retried), and counted apart.
+    table_full: set[str] = field(default_factory=set)
     error: PanosError | None = None
 
     def sent(self) -> dict[str, frozenset[str]]:
@@ -73,8 +75,17 @@ class Direction:
     def settle(self, target: str, verb: PushVerb, batch: TagMap, outcome: UidOutcome) -> None:
         """Each entry's own result: done (and audited once), refused for good (a warning), or
         refused (uncertain, so the next run sends it again)."""
+        full = [ip for ip in batch if ip in outcome.table_full]
+        if full:
+            self.table_full.update(full)
+            logger.warning(
+                f"{verb} refused: the device's registered-IP table is full",
+                extra={"target": target, "entries": len(full), "device_message": outcome.failed[full[0]]},
+            )
         for ip, tags in batch.items():
-            if ip in outcome.rejected:
+            if ip in outcome.table_full:
+                self.failed[ip] = tags
+            elif ip in outcome.rejected:
                 self.rejected[ip] = tags
                 logger.warning(
                     f"{verb} refused for good: the device cannot take this address; it is not tagged",
@@ -210,6 +221,13 @@ def report[S: SnapshotView](run: TargetRun[S], progress: Progress) -> None:
         run.result.drift_repaired = sum(count_pairs(pairs) for pairs in repaired)
     for ip in sorted(registered.rejected.keys() | unregistered.rejected.keys()):
         run.result.warnings.append(f"the device refused address {ip} as invalid; it is not tagged")
+    full = len(registered.table_full | unregistered.table_full)
+    if full:
+        run.result.table_full = full
+        run.result.warnings.append(
+            f"the device's registered-IP table is full: {full} entries refused; nothing registered was "
+            "removed to make room (README: when the device's table is full)"
+        )
     unsettled = count_pairs(registered.failed) + count_pairs(unregistered.failed)
     if progress.error is not None:
         run.result.status, run.result.error = "failed", str(progress.error)

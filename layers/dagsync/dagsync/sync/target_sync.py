@@ -43,7 +43,7 @@ class TargetSync[S: SnapshotView, L]:
         settings: Settings,
         *,
         store: Snapshots[S, L],
-        device_for: Callable[[Target], Device],
+        device_for: Callable[[Target, str], Device],
         run_id: str,
         lease_seconds: float,
         clock: Clock = time.monotonic,
@@ -73,18 +73,20 @@ class TargetSync[S: SnapshotView, L]:
         *,
         hostnames: Mapping[str, str] | None = None,
         only_ips: frozenset[str] | None = None,
+        address: str = "",
     ) -> TargetResult:
         """One target, isolated: whatever goes wrong here is this target's status, not the run's.
 
         `hostnames` (ip -> workload hostnames) name the members of a dry run's membership plan.
         `only_ips`: `desired` is the pairs of these IPs alone (a targeted update); empty, the
-        run found nothing changed and the target only checks its canary.
+        run found nothing changed and the target only checks its canary. `address` is the
+        management address this run writes to (docs/high-availability.md).
         """
         result = TargetResult(target=target.name)
         device: Device | None = None
         run: TargetRun[S] | None = None
         try:
-            device = self._device_for(target)
+            device = self._device_for(target, address)
             run = TargetRun(
                 target, device, desired, request, dry_run, result, deadline, dict(hostnames or {})
             )
