@@ -206,7 +206,7 @@ def test_a_full_table_is_partial_with_one_warning_and_nothing_removed(pce, panos
     panos.set_capacity(3)
     with (
         LocalDeployment(pce=pce, panos=panos) as local,
-        pytest.raises(RunFailed, match="refused by the device"),
+        pytest.raises(RunFailed, match=r"partial: \d+ pairs were refused"),
     ):
         local.invoke(SCHEDULED)
     (summary,) = [line["summary"] for line in log_lines() if line["message"] == "run summary"]
@@ -223,7 +223,7 @@ def test_a_full_table_is_partial_with_one_warning_and_nothing_removed(pce, panos
 def test_a_full_table_once_freed_takes_the_refused_entries(pce, panos, capsys):
     panos.set_capacity(3)
     with LocalDeployment(pce=pce, panos=panos) as local:
-        with pytest.raises(RunFailed):
+        with pytest.raises(RunFailed, match=r"partial: \d+ pairs were refused"):
             local.invoke(SCHEDULED)
         held = panos.table()
         panos.set_capacity(None)
