@@ -4,7 +4,8 @@ Prints each run's summary and the membership of a few Dynamic Address Groups, as
 operator would see them on Panorama; first, what TAGS_IN_USE_ONLY would cut for these DAGs, and
 before run 2, the membership plan of a dry run. With STATE_TAGS, a DAG holds the fully enforced
 payments hosts, and a workload whose VEN goes offline moves into the "offline" DAG through the
-change feed.
+change feed. Panorama is an HA pair: every run asks both members their state and writes only to
+the active one, and the last run follows a failover to the other member.
 """
 
 import json
@@ -19,6 +20,7 @@ os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 from dagsync.__main__ import render_plan
 from dagsync.core.result import DagChange, RunResult, TargetResult
 from dagsync.sync.tags_in_use import tags_named
+from emulators.ha_pair import HaPair
 from emulators.local import LocalDeployment
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator
@@ -76,6 +78,8 @@ for name, interface in (
 def show(title: str, summary: dict[str, Any], panos: PanosEmulator) -> None:
     print(f"\n=== {title} ===")
     target = summary["targets"][0]
+    states = ", ".join(f"{member['address']} {member['state']}" for member in summary.get("members", []))
+    print(f"written through {summary.get('device_address')} (HA: {states})")
     print(
         f"status {summary['status']}: {summary['workloads']} workloads, {summary['pairs']} pairs desired; "
         f"registered {target['registered']}, unregistered {target['unregistered']}, "
@@ -115,17 +119,20 @@ def show_tags_in_use_cut(deployment: LocalDeployment) -> None:
 def main() -> None:
     pce = PceEmulator(workloads=ESTATE)
     pce.retry_after, pce.running_polls = 0, 0
-    panos = PanosEmulator("panorama", api_keys=("test-api-key",))
-    for name, dag_filter in DAGS.items():
-        panos.define_dag(name, dag_filter)
+    panos = PanosEmulator("panorama", serial="007951000000901", api_keys=("test-api-key",))
+    peer = PanosEmulator("panorama", serial="007951000000902", api_keys=("test-api-key",))
+    pair = HaPair(panos, peer)
+    for member in (panos, peer):
+        for name, dag_filter in DAGS.items():
+            member.define_dag(name, dag_filter)
     scheduled = json.loads((EVENTS / "scheduled.json").read_text())
     # A seven-workload estate turns over more than a quarter of its pairs in one afternoon; a real
     # estate would not, and the rolling 24-hour removal guard would rightly stop it
     # (docs/sync.md#removal-guard).
     settings = {"MAX_REMOVAL_RATIO": "0.5", "STATE_TAGS": "enforcement,online"}
-    with LocalDeployment(pce=pce, panos=panos, settings=settings) as deployment:
+    with LocalDeployment(pce=pce, panos=panos, peer=peer, settings=settings) as deployment:
         print(f"PCE emulator     {deployment.env['PCE_URL']}")
-        print(f"PAN-OS emulator  {deployment.env['PANOS_URL']} (Panorama)")
+        print(f"PAN-OS emulator  {deployment.env['PANOS_URL']} (a Panorama HA pair)")
         print("AWS              moto (DynamoDB table and two secrets)")
         show_tags_in_use_cut(deployment)
         show("run 1: first sync (events/scheduled.json)", deployment.invoke(scheduled), panos)
@@ -156,7 +163,8 @@ def main() -> None:
         panos.clear_log()
         show("run 3: nothing changed", deployment.invoke(scheduled), panos)
         print(
-            f"  device calls this run: {[entry.params.get('type') for entry in panos.requests]} (the canary check)"
+            f"  device calls this run: {len(panos.requests)} to the active member (the HA state query and the"
+            f" canary check), {len(peer.requests)} to the passive one (the HA state query)"
         )
 
         print("\nOn the PCE: payments-api-1 relabelled env Production -> Quarantine")
@@ -176,6 +184,16 @@ def main() -> None:
         )
         print(f"  PCE requests this run: {[entry.path for entry in pce.requests]}")
         print(f"  export jobs this run: {pce.jobs_created - jobs}")
+
+        print("\nOn Panorama: a failover; the second member is active now, its table synced")
+        pair.fail_over(synced=True)
+        panos.clear_log()
+        peer.clear_log()
+        show("run 6: the failover followed, no configuration changed", deployment.invoke(scheduled), peer)
+        print(
+            f"  requests to the now passive member: {len(panos.requests)} (the HA state query only); "
+            f"to the active one: {len(peer.requests)}"
+        )
     print("\nAll emulators stopped.")
 
 
