@@ -184,17 +184,21 @@ def main() -> None:
         )
         print(f"  PCE requests this run: {[entry.path for entry in pce.requests]}")
         print(f"  export jobs this run: {pce.jobs_created - jobs}")
-
-        print("\nOn Panorama: a failover; the second member is active now, its table synced")
-        pair.fail_over(synced=True)
-        panos.clear_log()
-        peer.clear_log()
-        show("run 6: the failover followed, no configuration changed", deployment.invoke(scheduled), peer)
-        print(
-            f"  requests to the now passive member: {len(panos.requests)} (the HA state query only); "
-            f"to the active one: {len(peer.requests)}"
-        )
+        show_failover(deployment, pair, scheduled)
     print("\nAll emulators stopped.")
+
+
+def show_failover(deployment: LocalDeployment, pair: HaPair, scheduled: dict[str, Any]) -> None:
+    """The next run after a failover writes through the other member, with no configuration changed."""
+    print("\nOn Panorama: a failover; the second member is active now, its table synced")
+    pair.fail_over(synced=True)
+    for member in pair.members:
+        member.clear_log()
+    show("run 6: the failover followed, no configuration changed", deployment.invoke(scheduled), pair.active)
+    print(
+        f"  requests to the now passive member: {len(pair.passive.requests)} (the HA state query only); "
+        f"to the active one: {len(pair.active.requests)}"
+    )
 
 
 def _as_result(summary: dict[str, Any]) -> RunResult:
