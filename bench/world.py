@@ -35,7 +35,8 @@ from dagsync.core.canary import CANARY_IP
 from dagsync.store.codec import shards_of
 from dagsync.store.manifest import MANIFEST_KEY
 from dagsync.store.projection import PROJECTION_PK, WATERMARK_KEY
-from emulators.estate import LABEL_VALUES, Estate, churn, generate_estate
+from emulators.churn import churn
+from emulators.estate import LABEL_VALUES, Estate, generate_estate
 from emulators.local import FUNCTION_ENVIRONMENT, PANOS_API_KEY, REGION, TABLE, provision
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator

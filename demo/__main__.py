@@ -20,9 +20,8 @@ os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 from dagsync.__main__ import render_plan
 from dagsync.core.result import DagChange, RunResult, TargetResult
 from dagsync.sync.tags_in_use import tags_named
-from emulators.ha_pair import HaPair
 from emulators.local import LocalDeployment
-from emulators.panos import PanosEmulator
+from emulators.panos import HaPair, PanosEmulator
 from emulators.pce import PceEmulator
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"

@@ -4,7 +4,8 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Literal
 
-from emulators.estate import ChurnReport, Estate, churn
+from emulators.churn import ChurnReport, churn
+from emulators.estate import Estate
 from emulators.pce.events import (
     SYSTEM,
     USER,

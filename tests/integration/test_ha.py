@@ -13,9 +13,8 @@ import pytest
 from app import RunFailed
 from dagsync.core.canary import CANARY_IP
 from dagsync.store.snapshot import SnapshotStore
-from emulators.ha_pair import HaPair
 from emulators.local import PANOS_SECRET, TABLE, LocalDeployment
-from emulators.panos import PanosEmulator
+from emulators.panos import HaPair, PanosEmulator
 
 SCHEDULED = json.loads((Path(__file__).resolve().parents[2] / "events" / "scheduled.json").read_text())
 SERIAL = "007951000000301"

@@ -17,7 +17,8 @@ import pytest
 
 from dagsync.core.canary import CANARY_IP
 from dagsync.core.mapping import make_tag
-from emulators.estate import Estate, churn, generate_estate
+from emulators.churn import churn
+from emulators.estate import Estate, generate_estate
 from emulators.local import PANOS_API_KEY, LocalDeployment
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
+from emulators.churn import churn
 from emulators.estate import (
     BUILTIN_KEYS,
     DOCKER_BRIDGE,
     Estate,
     Oddities,
     add_nat_and_bridge,
-    churn,
     generate_estate,
 )
 

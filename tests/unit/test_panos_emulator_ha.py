@@ -3,8 +3,7 @@ not enabled, a passive member's silent drop, unreadable answers, and a pair's fa
 
 import pytest
 
-from emulators.ha_pair import HaPair
-from emulators.panos import PanosEmulator
+from emulators.panos import HaPair, PanosEmulator
 from tests.support.panos import KEY, Api, parse, serve
 
 HA_QUERY = "<show><high-availability><state/></high-availability></show>"
