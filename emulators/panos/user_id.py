@@ -86,9 +86,8 @@ class UserId(PanosState):
         failures: list[tuple[str, str]],
     ) -> None:
         raw_ip = element.get("ip") or ""
-        ip = self._valid_ip(raw_ip)
+        ip = self._entry_ip(raw_ip, failures)
         if ip is None:
-            failures.append((raw_ip, INVALID_IP))
             return
         wanted = self._wanted_tags(element)
         if isinstance(wanted, str):
@@ -146,9 +145,8 @@ class UserId(PanosState):
         failures: list[tuple[str, str]],
     ) -> None:
         raw_ip = element.get("ip") or ""
-        ip = self._valid_ip(raw_ip)
+        ip = self._entry_ip(raw_ip, failures)
         if ip is None:
-            failures.append((raw_ip, INVALID_IP))
             return
         record = table.get(ip)
         if record is None:
@@ -167,6 +165,13 @@ class UserId(PanosState):
                 failures.append((raw_ip, f"tag {tag} does not exist, ignore unreg"))
         if not record.tags:
             del table[ip]
+
+    def _entry_ip(self, raw_ip: str, failures: list[tuple[str, str]]) -> str | None:
+        """The entry's address as the table keys it, or None with the device's refusal recorded."""
+        ip = self._valid_ip(raw_ip)
+        if ip is None:
+            failures.append((raw_ip, INVALID_IP))
+        return ip
 
     def _valid_ip(self, text: str) -> str | None:
         """The canonical form of a registrable address, or None for the device's `Invalid IP address`.
