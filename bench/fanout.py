@@ -39,6 +39,7 @@ from emulators.local import (
     FakeContext,
     cold_start,
     provision,
+    restore_environment,
 )
 from emulators.panos import IngestCost, PanosEmulator
 from emulators.pce import PceEmulator
@@ -151,12 +152,7 @@ def _deployment(
     finally:
         call("stop")
         process.join(timeout=30)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        cold_start()
+        restore_environment(saved)
 
 
 def _answer(conn: multiprocessing.connection.Connection, process: Any) -> Any:

@@ -85,6 +85,16 @@ def cold_start() -> None:
     ENVIRONMENT.cold_start()
 
 
+def restore_environment(saved: Mapping[str, str | None]) -> None:
+    """Put the variables back as they were (None: unset) and forget what the function cached."""
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    cold_start()
+
+
 class LocalDeployment:
     """Starts moto and the emulators on loopback and points the function's environment at them."""
 
@@ -139,12 +149,7 @@ class LocalDeployment:
         for server in self._servers:
             server.stop()
         self._aws.stop()
-        for name, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        cold_start()
+        restore_environment(self._saved_env)
 
     def client(self, service: Any) -> Any:
         return boto3.client(service, region_name=REGION)

@@ -29,7 +29,15 @@ from dagsync.edges.runtime import ClientOptions
 from dagsync.net.retry import RetryPolicy
 from dagsync.pce.client import PCE_RETRY
 from dagsync.pce.transport import JobPolling, PceLimits
-from emulators.local import FUNCTION_ENVIRONMENT, PANOS_SECRET, REGION, TABLE, cold_start, provision
+from emulators.local import (
+    FUNCTION_ENVIRONMENT,
+    PANOS_SECRET,
+    REGION,
+    TABLE,
+    cold_start,
+    provision,
+    restore_environment,
+)
 from emulators.panos import PanosEmulator
 from emulators.pce import PceEmulator
 from emulators.server import LoopbackServer
@@ -259,12 +267,7 @@ class Simulation:
             for server in servers:
                 server.stop()
             app.ENVIRONMENT.options = production
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-            cold_start()
+            restore_environment(saved)
 
     def _capture_logs(self) -> list[tuple[str, logging.Handler, Any]]:
         """Every line the function logs goes to this run's buffer, not to stdout."""
