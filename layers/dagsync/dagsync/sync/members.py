@@ -21,10 +21,6 @@ class Members:
             raise ValueError("at least one management address is needed")
         self._probes = tuple(probes)
 
-    @property
-    def addresses(self) -> tuple[str, ...]:
-        return tuple(address for address, _ in self._probes)
-
     def ask(self) -> list[MemberState]:
         """Each address's state as it answers now; one that cannot answer is UNREADABLE."""
         if len(self._probes) == 1:
